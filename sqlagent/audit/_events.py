@@ -1,0 +1,63 @@
+"""Audit events: one small, JSON-friendly record per request, success or failure."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["AuditEvent", "new_request_id"]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What happened to one request.
+
+    ``name`` says which entry point made the decision (``"validate"`` now, ``"ask"`` for the
+    agent). ``verdict`` is ``"allowed"``, ``"rejected"`` or ``"error"``; ``policy_mode`` is
+    ``"policy"`` when a role policy was enforced and ``"single_user"`` when none was configured.
+    ``violations`` are ``{"code", "message", "suggestions"}`` dicts; ``columns`` are
+    ``"table.column"`` strings. ``row_count`` is ``None`` when nothing was executed.
+    """
+
+    name: str
+    verdict: str
+    request_id: str = field(default_factory=new_request_id)
+    created: str = field(default_factory=_now)
+    role: str | None = None
+    policy_mode: str = "single_user"
+    dialect: str | None = None
+    question: str | None = None
+    sql_in: str | None = None
+    sql_out: str | None = None
+    violations: tuple[dict[str, Any], ...] = ()
+    tables: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    masked_columns: tuple[str, ...] = ()
+    row_count: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("violations", "tables", "columns", "masked_columns"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditEvent:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("violations", "tables", "columns", "masked_columns"):
+            if key in known and known[key] is not None:
+                known[key] = tuple(known[key])
+        return cls(**known)

@@ -1,0 +1,29 @@
+"""The ``sqlagent`` command line: thin click commands over the public API.
+
+Exit codes everywhere: 0 ok, 1 rejected or failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sqlagent")
+def main() -> None:
+    """sqlagent: safe text-to-SQL, enforced on the SQL syntax tree."""
+
+
+def _register() -> None:
+    from sqlagent.cli._audit import audit
+    from sqlagent.cli._demo import demo
+    from sqlagent.cli._validate import validate
+
+    main.add_command(validate)
+    main.add_command(audit)
+    main.add_command(demo)
+
+
+_register()

@@ -1,0 +1,57 @@
+"""Configuration as frozen dataclasses: explicit, keyword-only, no globals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlagent.errors import ConfigError
+from sqlagent.dialects import resolve_dialect
+
+__all__ = ["SafetyConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SafetyConfig:
+    """How the safety core judges SQL.
+
+    ``allowed_functions`` maps a dialect to extra function names (lower case; dotted for package
+    functions such as ``"dbms_random.normal"``) that the user has vetted as side-effect free. They
+    extend the built-in allow-list of typed functions; nothing else passes.
+    ``max_rows`` caps every statement's result with an injected LIMIT / FETCH FIRST.
+    ``mask_value`` is what a masked column returns.
+    """
+
+    max_rows: int | None = None
+    allowed_functions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    mask_value: str = "***"
+
+    def __post_init__(self) -> None:
+        if self.max_rows is not None and (
+            not isinstance(self.max_rows, int) or isinstance(self.max_rows, bool) or self.max_rows < 1
+        ):
+            raise ConfigError(f"max_rows must be a positive integer, got {self.max_rows!r}")
+        normalized: dict[str, frozenset[str]] = {}
+        for dialect, names in self.allowed_functions.items():
+            if isinstance(names, str):
+                raise ConfigError("allowed_functions values must be lists of function names")
+            normalized[resolve_dialect(dialect)] = frozenset(str(n).lower() for n in names)
+        object.__setattr__(self, "allowed_functions", normalized)
+
+    def functions_for(self, dialect: str) -> frozenset[str]:
+        return self.allowed_functions.get(dialect, frozenset())
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SafetyConfig:
+        unknown = set(data) - {"max_rows", "allowed_functions", "mask_value"}
+        if unknown:
+            raise ConfigError(f"unknown safety option(s): {', '.join(sorted(unknown))}")
+        funcs: Mapping[str, Iterable[str]] = data.get("allowed_functions") or {}
+        if not isinstance(funcs, Mapping):
+            raise ConfigError("allowed_functions must map a dialect to a list of names")
+        return cls(
+            max_rows=data.get("max_rows"),
+            allowed_functions={d: frozenset(n) for d, n in funcs.items()},
+            mask_value=str(data.get("mask_value", "***")),
+        )

@@ -1,0 +1,74 @@
+"""One error tree for sqlagent.
+
+Every exception sqlagent raises on purpose derives from :class:`SqlAgentError`, so callers can
+catch the whole family at once and the CLI can turn each branch into a clean message and exit code
+(usage/configuration problems exit 2, refusals and failures exit 1)::
+
+    SqlAgentError
+    ├── ConfigError            bad configuration, file or argument: the caller must fix its input
+    │   ├── PolicyError        a policy file that does not follow the documented format
+    │   ├── CatalogError       a schema file or database that cannot be read as a catalog
+    │   └── DialectError       an unsupported SQL dialect name
+    ├── RejectedError          SQL refused by the safety core; carries the Verdict
+    └── AuditError             an audit sink failed while ``on_sink_error="fail"``
+
+A rejection is normally *returned* as a :class:`~sqlagent.types.Verdict`, not raised:
+:class:`RejectedError` exists for callers that prefer exceptions (``Guard.check_or_raise``).
+Its ``send_to_llm`` text is written for a model to read and correct its SQL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlagent.types import Verdict
+
+__all__ = [
+    "AuditError",
+    "CatalogError",
+    "ConfigError",
+    "DialectError",
+    "PolicyError",
+    "RejectedError",
+    "SqlAgentError",
+]
+
+
+class SqlAgentError(Exception):
+    """Root of every error sqlagent raises on purpose."""
+
+
+class ConfigError(SqlAgentError):
+    """The caller's configuration, file or argument is invalid; nothing was run."""
+
+
+class PolicyError(ConfigError):
+    """A role policy does not follow the documented format."""
+
+
+class CatalogError(ConfigError):
+    """A catalog could not be read from a schema file or a database."""
+
+
+class DialectError(ConfigError):
+    """An unsupported SQL dialect was named."""
+
+
+class RejectedError(SqlAgentError):
+    """The safety core refused a statement.
+
+    ``verdict`` holds every violation; ``send_to_llm`` is feedback meant for a model.
+    """
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(verdict.summary())
+
+    @property
+    def send_to_llm(self) -> str:
+        return self.verdict.feedback()
+
+
+class AuditError(SqlAgentError):
+    """An audit sink could not record an event and the configuration says to fail."""

@@ -1,0 +1,449 @@
+"""Step 3: grounding and policy — resolve every table and column, then enforce the role.
+
+The analysis runs on a *copy* of the tree whose identifiers are normalized under the dialect's
+case rules and which sqlglot's ``qualify`` has rewritten so that every column names its source
+and every ``*`` is expanded. Each column is then resolved through aliases, CTEs, derived tables,
+correlated subqueries, USING joins and set operations to the catalog table it reads.
+
+In policy mode the qualified copy (masks applied) *is* the statement that runs: every column in
+it is explicitly bound to the source that was checked, so what was authorized is what executes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify_columns import qualify_columns, quote_identifiers
+from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
+
+from sqlagent.catalog import Catalog, Table
+from sqlagent.dialects import analysis_dialect, catalog_key, is_system_relation
+from sqlagent.safety._policy import Access
+from sqlagent.types import Violation, ViolationCode
+
+__all__ = ["Analysis", "SchemaIndex", "analyze", "sqlite_string_fallback"]
+
+_DEFAULT_SCHEMAS = {"sqlite": {"main"}, "postgres": {"public"}, "mysql": set(), "oracle": set()}
+
+
+@dataclass(frozen=True)
+class SchemaIndex:
+    """A catalog prepared for one dialect (and, in policy mode, one role): built once, reused."""
+
+    dialect: str
+    catalog: Catalog
+    tables: Mapping[str, Table]  # normalized key -> table
+    columns: Mapping[str, Mapping[str, str]]  # table name -> normalized column key -> column name
+    visible: Mapping[str, frozenset[str]] | None  # None: single-user mode, all visible
+    qualify_schema: MappingSchema
+
+    @classmethod
+    def build(
+        cls, catalog: Catalog, dialect: str, visible: Mapping[str, frozenset[str]] | None = None
+    ) -> SchemaIndex:
+        tables = {catalog_key(t.name, dialect): t for t in catalog}
+        columns = {
+            t.name: {catalog_key(c, dialect): c for c in t.column_names} for t in catalog.tables
+        }
+        mapping: dict[str, dict[str, str]] = {}
+        for key, table in tables.items():
+            if visible is not None and table.name not in visible:
+                continue
+            allowed = None if visible is None else visible[table.name]
+            mapping[key] = {
+                ckey: "UNKNOWN"
+                for ckey, cname in columns[table.name].items()
+                if allowed is None or cname in allowed
+            }
+        schema = MappingSchema(mapping, dialect=analysis_dialect(dialect), normalize=False)
+        return cls(dialect, catalog, tables, columns, visible, schema)
+
+    def is_visible(self, table: str, column: str | None = None) -> bool:
+        if self.visible is None:
+            return True
+        if table not in self.visible:
+            return False
+        return column is None or column in self.visible[table]
+
+    def visible_columns(self, table: str) -> list[str]:
+        return [c for c in self.columns[table].values() if self.is_visible(table, c)]
+
+
+@dataclass
+class Analysis:
+    violations: list[Violation] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    output: exp.Expr | None = None  # policy mode: the rewritten statement to run
+
+    def touch(self, table: str, column: str | None = None) -> None:
+        if table not in self.tables:
+            self.tables.append(table)
+        if column is not None and f"{table}.{column}" not in self.columns:
+            self.columns.append(f"{table}.{column}")
+
+
+# A source that is not in the catalog but may be read: DUAL, or a system relation the policy
+# names explicitly (or any system relation in single-user mode). Its columns are not grounded.
+_UNGROUNDED = "ungrounded"
+
+
+def _suggest(word: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...]:
+    pool = list(dict.fromkeys(candidates))
+    lowered = {c.lower(): c for c in pool}
+    hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)
+    return tuple(lowered[h] for h in hits)
+
+
+def _cte_names(scope: Scope) -> set[str]:
+    names: set[str] = set()
+    s: Scope | None = scope
+    while s is not None:
+        names.update(s.cte_sources)
+        s = s.parent
+    return names
+
+
+def sqlite_string_fallback(tree: exp.Expr, catalog: Catalog) -> None:
+    """SQLite reads a double-quoted word that names no column as a string literal; do the same.
+
+    ``WHERE country = "France"`` is a string comparison in SQLite when no column is called France.
+    The tree is changed in place so the statement that runs says ``'France'`` explicitly.
+    """
+    known: set[str] = set()
+    for table in tree.find_all(exp.Table):
+        t = catalog.table(table.name) or next(
+            (x for x in catalog if x.name.lower() == table.name.lower()), None
+        )
+        if t is not None:
+            known.update(c.lower() for c in t.column_names)
+    for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE):
+        if node.alias:
+            known.add(node.alias.lower())
+        if isinstance(node, exp.TableAlias):
+            known.update(c.name.lower() for c in node.columns)
+    for column in list(tree.find_all(exp.Column)):
+        ident = column.this
+        if (
+            isinstance(ident, exp.Identifier)
+            and ident.quoted
+            and not column.table
+            and ident.name.lower() not in known
+            and not isinstance(column.parent, exp.Dot)
+        ):
+            column.replace(exp.Literal.string(ident.name))
+
+
+def _output_names(scope: Scope) -> list[str]:
+    expr = scope.expression
+    if isinstance(expr, exp.SetOperation):
+        left: exp.Expr = expr
+        while isinstance(left, exp.SetOperation):
+            left = left.left
+        return list(left.named_selects) if isinstance(left, exp.Query) else []
+    return list(expr.named_selects) if isinstance(expr, exp.Query) else []
+
+
+def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
+    """An unqualified name that refers to one of the scope's output columns, not to a source.
+
+    qualify() already expands alias references in WHERE/GROUP BY/HAVING; what remains are ORDER
+    BY references (of a SELECT, or of a set operation). A name inside the select list itself is
+    never an alias reference, so it must resolve to a source.
+    """
+    if column.name not in _output_names(scope):
+        return False
+    node: exp.Expr | None = column
+    while node is not None and node.parent is not scope.expression:
+        node = node.parent
+    return node is not None and node.arg_key == "order"
+
+
+def _is_plain_projection(column: exp.Column) -> bool:
+    parent = column.parent
+    if isinstance(parent, exp.Alias):
+        select = parent.parent
+        return isinstance(select, exp.Select) and parent.arg_key == "expressions"
+    return isinstance(parent, exp.Select) and column.arg_key == "expressions"
+
+
+def _projection_of(column: exp.Column) -> exp.Expr:
+    return column.parent if isinstance(column.parent, exp.Alias) else column
+
+
+def analyze(
+    tree: exp.Expr, index: SchemaIndex, access: Access | None, *, mask_value: str
+) -> Analysis:
+    """Ground ``tree`` in ``index`` and, with ``access``, enforce the role's grants and masks."""
+    dialect = index.dialect
+    ad = analysis_dialect(dialect)
+    result = Analysis()
+    work = tree.copy()
+    originals: dict[int, tuple[str, bool]] = {}
+    for ident in work.find_all(exp.Identifier):
+        originals[id(ident)] = (ident.this, bool(ident.quoted))
+    normalize_identifiers(work, dialect=ad)
+
+    # -- tables ---------------------------------------------------------------------------------
+    resolved: dict[int, Table | str] = {}
+    stripped: dict[int, tuple[exp.Expr | None, exp.Expr | None]] = {}
+    scopes = traverse_scope(work)
+    for scope in scopes:
+        ctes = _cte_names(scope)
+        for table in scope.tables:
+            if id(table) in resolved or (not table.args.get("db") and table.name in ctes):
+                continue
+            if not isinstance(table.this, exp.Identifier):
+                continue  # table functions are governed by the function allow-list
+            name, db = table.name, table.db or None
+            cat = index.tables.get(name)
+            if cat is not None and (db is None or db in _DEFAULT_SCHEMAS[dialect]
+                                    or db == catalog_key(cat.schema or "", dialect)):
+                if not index.is_visible(cat.name):
+                    result.violations.append(Violation(
+                        ViolationCode.TABLE_DENIED,
+                        f"Table {cat.name} is not available to this role.",
+                    ))
+                    continue
+                resolved[id(table)] = cat
+                stripped[id(table)] = (table.args.get("db"), table.args.get("catalog"))
+                table.set("db", None)
+                table.set("catalog", None)
+                result.touch(cat.name)
+                continue
+            if dialect in ("oracle", "mysql") and db is None and name.lower() == "dual":
+                resolved[id(table)] = _UNGROUNDED
+                continue
+            if is_system_relation(name, db, dialect):
+                full = f"{db}.{name}".lower() if db else name.lower()
+                if access is None or full in access.system or name.lower() in access.system:
+                    resolved[id(table)] = _UNGROUNDED
+                    result.touch(f"{db}.{name}" if db else name)
+                else:
+                    result.violations.append(Violation(
+                        ViolationCode.TABLE_DENIED,
+                        f"System catalog {table.sql(dialect=ad)} is not available to this role.",
+                    ))
+                continue
+            known = [t.name for t in index.catalog if index.is_visible(t.name)]
+            shown = table.sql(dialect=ad)
+            result.violations.append(Violation(
+                ViolationCode.UNKNOWN_TABLE,
+                f"Table {shown} does not exist.",
+                _suggest(originals.get(id(table.this), (name, False))[0], known),
+            ))
+    if result.violations:
+        return result
+
+    # -- columns --------------------------------------------------------------------------------
+    try:
+        qualify_tables(work, dialect=ad)
+        qualify_columns(work, index.qualify_schema, expand_alias_refs=True, expand_stars=True,
+                        dialect=ad)
+    except SqlglotError as exc:
+        result.violations.append(Violation(
+            ViolationCode.AMBIGUOUS_COLUMN if "mbiguous" in str(exc) else ViolationCode.UNKNOWN_COLUMN,
+            f"Cannot resolve the columns of this query: {exc}",
+        ))
+        return result
+
+    masked_outputs: dict[int, set[str]] = {}  # id(scope.expression) -> masked output names
+    checked: set[int] = set()
+    misused: list[str] = []
+    to_mask: list[exp.Column] = []
+    scopes = traverse_scope(work)
+
+    def lookup(scope: Scope, alias: str) -> exp.Table | Scope | None:
+        s: Scope | None = scope
+        while s is not None:
+            if alias in s.sources:
+                return s.sources[alias]
+            s = s.parent
+        return None
+
+    def table_of(node: exp.Table) -> Table | str | None:
+        got = resolved.get(id(node))
+        if got is None:
+            got = index.tables.get(node.name)
+        return got
+
+    def source_tables(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
+        out: list[tuple[str, exp.Table | Scope]] = []
+        s: Scope | None = scope
+        while s is not None:
+            out.extend(s.sources.items())
+            s = s.parent
+        return out
+
+    for scope in scopes:
+        masked_here: set[str] = set()
+        for column in scope.columns:
+            if id(column) in checked or isinstance(column.this, exp.Star):
+                continue
+            checked.add(id(column))
+            cname = column.name
+            shown = originals.get(id(column.this), (cname, False))[0]
+            if not column.table:
+                if _is_alias_reference(column, scope):
+                    continue
+                candidates = []
+                for alias, src in source_tables(scope):
+                    if isinstance(src, exp.Table):
+                        t = table_of(src)
+                        if t == _UNGROUNDED:
+                            candidates.append((alias, None))
+                        elif isinstance(t, Table) and cname in index.columns[t.name]:
+                            candidates.append((alias, t))
+                    elif isinstance(src, Scope) and cname in _output_names(src):
+                        candidates.append((alias, None))
+                if any(t is None for _, t in candidates) and len(candidates) >= 1:
+                    if len(candidates) == 1:
+                        continue  # an ungrounded source (DUAL, system relation)
+                denied = [t for _, t in candidates
+                          if isinstance(t, Table)
+                          and not index.is_visible(t.name, index.columns[t.name][cname])]
+                if denied and len(denied) == len(candidates):
+                    t = denied[0]
+                    result.violations.append(Violation(
+                        ViolationCode.COLUMN_DENIED,
+                        f"Column {t.name}.{index.columns[t.name][cname]} is not available "
+                        "to this role.",
+                    ))
+                elif len(candidates) > 1:
+                    result.violations.append(Violation(
+                        ViolationCode.AMBIGUOUS_COLUMN,
+                        f"Column {shown} is ambiguous: it exists in "
+                        f"{', '.join(a for a, _ in candidates)}. Qualify it with a table alias.",
+                        tuple(f"{a}.{shown}" for a, _ in candidates),
+                    ))
+                else:
+                    pool: list[str] = []
+                    for _, src in source_tables(scope):
+                        if isinstance(src, exp.Table) and isinstance(table_of(src), Table):
+                            pool += index.visible_columns(table_of(src).name)  # type: ignore[union-attr]
+                        elif isinstance(src, Scope):
+                            pool += _output_names(src)
+                    result.violations.append(Violation(
+                        ViolationCode.UNKNOWN_COLUMN,
+                        f"Column {shown} does not exist in the tables of this query.",
+                        _suggest(shown, pool),
+                    ))
+                continue
+
+            source = lookup(scope, column.table)
+            if source is None:
+                result.violations.append(Violation(
+                    ViolationCode.UNKNOWN_TABLE,
+                    f"Table or alias {column.table} is not defined in this query.",
+                    _suggest(column.table, [a for a, _ in source_tables(scope)]),
+                ))
+                continue
+            if isinstance(source, Scope):
+                names = _output_names(source)
+                if cname not in names:
+                    result.violations.append(Violation(
+                        ViolationCode.UNKNOWN_COLUMN,
+                        f"Column {shown} is not produced by subquery {column.table}.",
+                        _suggest(shown, names),
+                    ))
+                elif cname in masked_outputs.get(id(source.expression), set()):
+                    if _is_plain_projection(column):
+                        masked_here.add(_projection_of(column).alias_or_name)
+                    else:
+                        misused.append(f"{column.table}.{shown}")
+                continue
+            table = table_of(source)
+            if table == _UNGROUNDED or table is None:
+                continue
+            assert isinstance(table, Table)
+            true = index.columns[table.name].get(cname)
+            if true is None:
+                result.violations.append(Violation(
+                    ViolationCode.UNKNOWN_COLUMN,
+                    f"Column {shown} does not exist in table {table.name}.",
+                    _suggest(shown, index.visible_columns(table.name)),
+                ))
+                continue
+            if not index.is_visible(table.name, true):
+                result.violations.append(Violation(
+                    ViolationCode.COLUMN_DENIED,
+                    f"Column {table.name}.{true} is not available to this role.",
+                ))
+                continue
+            result.touch(table.name, true)
+            if access is not None and (table.name, true) in access.masked:
+                if _is_plain_projection(column):
+                    to_mask.append(column)
+                    masked_here.add(_projection_of(column).alias_or_name)
+                    if f"{table.name}.{true}" not in result.masked:
+                        result.masked.append(f"{table.name}.{true}")
+                else:
+                    misused.append(f"{table.name}.{true}")
+        if isinstance(scope.expression, exp.SetOperation):
+            for branch in scope.set_operation_scopes:
+                masked_here |= masked_outputs.get(id(branch.expression), set())
+        masked_outputs[id(scope.expression)] = masked_here
+
+    for name in dict.fromkeys(misused):
+        result.violations.append(Violation(
+            ViolationCode.MASKED_COLUMN_MISUSE,
+            f"Column {name} is masked for this role: it may only be selected as a plain column, "
+            "not used in conditions, joins, grouping, ordering, aggregates or expressions.",
+        ))
+    if result.violations or access is None:
+        return result
+
+    # -- policy mode: the qualified copy, masks applied, becomes the statement to run ----------
+    for column in to_mask:
+        column.replace(exp.Literal.string(mask_value))
+    for node in work.find_all(exp.Table):
+        if id(node) in stripped:
+            db, catalog = stripped[id(node)]
+            node.set("db", db)
+            node.set("catalog", catalog)
+        got = resolved.get(id(node))
+        if isinstance(got, Table) and isinstance(node.this, exp.Identifier):
+            node.this.set("this", got.name)
+            node.this.set("quoted", False)
+    _restore_labels(work, originals, index)
+    result.output = quote_identifiers(work, dialect=ad, identify=False)
+    return result
+
+
+def _restore_labels(
+    work: exp.Expr, originals: Mapping[int, tuple[str, bool]], index: SchemaIndex
+) -> None:
+    """Give the outermost projections the labels the user wrote (or the catalog's spelling)."""
+    if index.dialect not in ("sqlite", "mysql"):
+        return  # case-sensitive dialects: the normalized label is the one the database reports
+    root: exp.Expr = work
+    while isinstance(root, exp.SetOperation):
+        root = root.left
+    if not isinstance(root, exp.Select):
+        return
+    for projection in root.expressions:
+        if not isinstance(projection, exp.Alias):
+            continue
+        alias = projection.args.get("alias")
+        if not isinstance(alias, exp.Identifier):
+            continue
+        if id(alias) in originals:
+            alias.set("this", originals[id(alias)][0])
+            continue
+        inner = projection.this
+        if isinstance(inner, exp.Column) and isinstance(inner.this, exp.Identifier):
+            if id(inner.this) in originals:
+                alias.set("this", originals[id(inner.this)][0])
+            else:
+                for cols in index.columns.values():
+                    if inner.name in cols:
+                        alias.set("this", cols[inner.name])
+                        break

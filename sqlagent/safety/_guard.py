@@ -1,0 +1,236 @@
+"""The safety core's entry points: :func:`check_sql` (pure) and :class:`Guard` (audited).
+
+Pipeline, fail closed at every step::
+
+    parse (exactly one statement) -> read-only RULES -> grounding + policy (catalog, role)
+        -> rewrite (expand *, mask, row cap) -> regenerate SQL from the tree
+
+The SQL that runs is always regenerated from the validated tree, without comments, and with
+sqlglot's generator set to raise rather than silently drop anything it cannot render, so the
+text that executes is exactly what was judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from sqlagent.audit._events import AuditEvent
+from sqlagent.catalog import Catalog
+from sqlagent.config import SafetyConfig
+from sqlagent.dialects import resolve_dialect
+from sqlagent.errors import ConfigError, RejectedError
+from sqlagent.safety._analyze import SchemaIndex, analyze, sqlite_string_fallback
+from sqlagent.safety._parse import parse_one_statement
+from sqlagent.safety._policy import Access, Policy
+from sqlagent.safety._readonly import RuleContext, check_read_only
+from sqlagent.safety._rewrite import apply_row_cap
+from sqlagent.types import Verdict, Violation, ViolationCode
+
+__all__ = ["Guard", "check_sql"]
+
+_log = logging.getLogger("sqlagent.safety")
+
+
+class _Emitter(Protocol):
+    def emit(self, event: AuditEvent) -> None: ...
+
+
+def _reject(
+    sql: str, dialect: str, violations: list[Violation], role: str | None, mode: str,
+    tables: tuple[str, ...] = (), columns: tuple[str, ...] = (),
+) -> Verdict:
+    return Verdict(
+        allowed=False, sql=None, original_sql=sql, dialect=dialect,
+        violations=tuple(violations), tables=tables, columns=columns, role=role,
+        policy_mode=mode,
+    )  # fmt: skip
+
+
+def _check(
+    sql: str,
+    dialect: str,
+    index: SchemaIndex | None,
+    access: Access | None,
+    config: SafetyConfig,
+) -> Verdict:
+    role = access.role if access is not None else None
+    mode = "policy" if access is not None else "single_user"
+    parsed = parse_one_statement(sql, dialect)
+    if parsed.tree is None:
+        return _reject(sql, dialect, list(parsed.violations), role, mode)
+    tree = parsed.tree
+
+    ctx = RuleContext(dialect=dialect, extra_functions=config.functions_for(dialect))
+    violations = check_read_only(tree, ctx)
+    if violations:
+        return _reject(sql, dialect, violations, role, mode)
+
+    tables: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    masked: tuple[str, ...] = ()
+    output: exp.Expr = tree
+    if index is not None:
+        if dialect == "sqlite":
+            sqlite_string_fallback(tree, index.catalog)
+        analysis = analyze(tree, index, access, mask_value=config.mask_value)
+        tables, columns = tuple(analysis.tables), tuple(analysis.columns)
+        masked = tuple(analysis.masked)
+        if analysis.violations:
+            return _reject(sql, dialect, analysis.violations, role, mode, tables, columns)
+        if analysis.output is not None:
+            output = analysis.output
+
+    if config.max_rows is not None:
+        output = apply_row_cap(output, config.max_rows)
+    try:
+        final = output.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        return _reject(sql, dialect, [Violation(
+            ViolationCode.PARSE_ERROR,
+            f"The statement cannot be rendered faithfully for {dialect}: {exc}",
+        )], role, mode, tables, columns)  # fmt: skip
+    return Verdict(
+        allowed=True, sql=final, original_sql=sql, dialect=dialect, tables=tables,
+        columns=columns, masked_columns=masked, role=role, policy_mode=mode,
+    )  # fmt: skip
+
+
+def _safe_check(
+    sql: str, dialect: str, index: SchemaIndex | None, access: Access | None,
+    config: SafetyConfig,
+) -> Verdict:
+    # Fail closed: an unexpected failure anywhere in the analysis is a rejection, never a pass.
+    try:
+        return _check(sql, dialect, index, access, config)
+    except RecursionError:
+        reason = "The statement is nested too deeply to analyse."
+    except Exception as exc:
+        _log.warning("safety analysis failed; rejecting", exc_info=True)
+        reason = f"The statement could not be analysed ({type(exc).__name__}: {exc})."
+    mode = "policy" if access is not None else "single_user"
+    role = access.role if access is not None else None
+    return _reject(sql, dialect, [Violation(ViolationCode.PARSE_ERROR, reason)], role, mode)
+
+
+def check_sql(
+    sql: str,
+    *,
+    dialect: str = "sqlite",
+    catalog: Catalog | None = None,
+    policy: Policy | None = None,
+    role: str | None = None,
+    config: SafetyConfig | None = None,
+) -> Verdict:
+    """Judge one statement without auditing it (for callers that audit themselves).
+
+    With a ``catalog`` every table and column is grounded; with a ``policy`` (which needs a
+    catalog) the role's grants and masks are enforced and the statement rewritten. For repeated
+    checks use :class:`Guard`, which caches the prepared catalog per role.
+    """
+    return Guard(dialect=dialect, catalog=catalog, policy=policy, config=config, audit=None).check(
+        sql, role=role
+    )
+
+
+@dataclass
+class Guard:
+    """Validates SQL for one database: read-only, grounded, authorized — and audited.
+
+    Every call to :meth:`check` emits exactly one :class:`~sqlagent.audit.AuditEvent` to
+    ``audit`` (any object with ``emit(event)``: a sink or an ``Auditor``), allowed or rejected.
+    ``audit=None`` disables auditing; the CLI and the agent always pass one. Without a policy the
+    guard runs in single-user mode: everything the read-only rules (and grounding, with a
+    catalog) allow passes, and each event says ``policy_mode="single_user"``.
+    """
+
+    dialect: str = "sqlite"
+    catalog: Catalog | None = None
+    policy: Policy | None = None
+    config: SafetyConfig | None = None
+    audit: _Emitter | None = None
+    _indexes: dict[str | None, SchemaIndex] = field(default_factory=dict, init=False, repr=False)
+    _access: dict[str, Access] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.dialect = resolve_dialect(self.dialect)
+        if self.config is None:
+            self.config = SafetyConfig()
+        if self.policy is not None and self.catalog is None:
+            raise ConfigError(
+                "a role policy needs a catalog (a database URL or a schema file) to resolve "
+                "columns and expand *"
+            )
+
+    # -- role views ------------------------------------------------------------------------------
+    def access(self, role: str | None) -> Access | None:
+        """The resolved grants of ``role`` (``None`` in single-user mode)."""
+        if self.policy is None or self.catalog is None:
+            return None
+        effective = self.policy.resolve_role(role)
+        if effective not in self._access:
+            self._access[effective] = self.policy.access(effective, self.catalog, self.dialect)
+        return self._access[effective]
+
+    def catalog_for(self, role: str | None) -> Catalog | None:
+        """The role-filtered catalog: all that retrieval and prompts may show this role."""
+        access = self.access(role)
+        if access is None or self.catalog is None:
+            return self.catalog
+        return access.catalog(self.catalog)
+
+    def _index(self, access: Access | None) -> SchemaIndex | None:
+        if self.catalog is None:
+            return None
+        key = access.role if access is not None else None
+        if key not in self._indexes:
+            visible = access.visible if access is not None else None
+            self._indexes[key] = SchemaIndex.build(self.catalog, self.dialect, visible)
+        return self._indexes[key]
+
+    # -- checks ----------------------------------------------------------------------------------
+    def check(
+        self, sql: str, *, role: str | None = None, question: str | None = None,
+        request_id: str | None = None, extra: Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """Judge ``sql`` for ``role`` and record the decision in the audit trail."""
+        start = time.perf_counter()
+        assert self.config is not None
+        access = self.access(role)
+        verdict = _safe_check(sql, self.dialect, self._index(access), access, self.config)
+        if self.audit is not None:
+            info: dict[str, Any] = dict(extra or {})
+            if role is not None and access is not None and role != access.role:
+                info["requested_role"] = role
+            event = AuditEvent(
+                name="validate",
+                verdict="allowed" if verdict.allowed else "rejected",
+                role=verdict.role if access is not None else role,
+                policy_mode=verdict.policy_mode,
+                dialect=self.dialect,
+                question=question,
+                sql_in=sql,
+                sql_out=verdict.sql,
+                violations=tuple(v.to_dict() for v in verdict.violations),
+                tables=verdict.tables,
+                columns=verdict.columns,
+                masked_columns=verdict.masked_columns,
+                latency_ms=round((time.perf_counter() - start) * 1000, 3),
+                extra=info,
+                **({"request_id": request_id} if request_id else {}),
+            )
+            self.audit.emit(event)
+        return verdict
+
+    def check_or_raise(self, sql: str, *, role: str | None = None, **kwargs: Any) -> Verdict:
+        """Like :meth:`check`, but raise :class:`RejectedError` on rejection."""
+        verdict = self.check(sql, role=role, **kwargs)
+        if not verdict.allowed:
+            raise RejectedError(verdict)
+        return verdict
