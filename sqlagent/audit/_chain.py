@@ -166,12 +166,13 @@ def verify_chain(path: str | PathLike[str], *, expected_head: str | None = None)
       increasing run of seqs stays in place), so for two swapped lines the later one.
     - ``dropped``: seqs are missing; reported at the line that follows the gap, so removing the
       first line(s) reports line 1.
-    - ``broken_link``: consecutive seqs whose ``prev`` does not name the previous hash while both
-      hashes are intact, or a seq gap whose ``prev`` does link: a line was changed *and*
+    - ``broken_link``: an intact line with the next seq whose ``prev`` does not name the stored
+      hash of the line before, or a seq gap whose ``prev`` does link: a line was changed *and*
       re-hashed. Which of the two lines is at fault cannot be known; the later one is reported.
     - ``truncated``: ``expected_head`` (a ``head`` recorded earlier) is not the hash of any line
       in the chain: lines were removed from the end. It is reported at ``lines + 1``. A file
-      that has grown since the head was recorded is fine: anchors stay valid as the log grows.
+      that has grown since the head was recorded is fine: anchors stay valid as the log grows
+      (and :data:`GENESIS_HASH`, the head of an empty log, is always satisfied).
 
     Without ``expected_head``, removing the last line(s) cannot be detected: what is left is a
     valid, shorter chain. An empty file is a valid chain of 0 lines. Raises :class:`OSError` if
@@ -285,13 +286,13 @@ def _order(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
             or (after is not None and after.prev == entry.hash)
         )
         if entry.intact and linked:
-            where = (
-                f"after line {before.line} (seq {before.seq})"
-                if before is not None
-                else f"before line {after.line} (seq {after.seq})"
-                if after is not None
-                else "at the start"
-            )
+            if entry.seq == 0:
+                where = "at the start"
+            elif before is not None:
+                where = f"after line {before.line} (seq {before.seq})"
+            else:
+                assert after is not None  # linked, and not by seq - 1
+                where = f"before line {after.line} (seq {after.seq})"
             problems.append(
                 ChainProblem(
                     entry.line, "reordered", f"seq {entry.seq} is out of order: it belongs {where}"
@@ -322,15 +323,16 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                     " (or, for the last line, forged without a valid hash)",
                 )
             )
-        elif entry.seq > expected_seq:
+        origin = f"line {previous.line} (seq {previous.seq})" if previous else "the start"
+        if entry.seq > expected_seq:
             missing = entry.seq - expected_seq
-            if entry.prev == expected_prev:
+            if entry.intact and entry.prev == expected_prev:
                 problems.append(
                     ChainProblem(
                         entry.line,
                         "broken_link",
-                        f"seq jumps from {expected_seq - 1} to {entry.seq} but prev links to the "
-                        "line before: the seq was changed and the line re-hashed",
+                        f"seq jumps from {origin} to {entry.seq} but prev links to it: "
+                        "the seq was changed and the line re-hashed",
                     )
                 )
             elif not _explained_by_malformed(entry, previous, missing, malformed):
@@ -347,8 +349,7 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                         f"{missing} {plural} missing before this line ({span})",
                     )
                 )
-        elif entry.prev != expected_prev:
-            origin = f"line {previous.line} (seq {previous.seq})" if previous else "the start"
+        elif entry.intact and entry.prev != expected_prev:
             problems.append(
                 ChainProblem(
                     entry.line,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,28 @@ def _true_name(name: str, engine: Engine) -> str:
     return name
 
 
+def _read_only_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files are opened read-only and must exist.
+
+    A plain ``sqlite:///typo.db`` would silently create an empty database: reflection must never
+    write, so a missing file is an error and an existing one is opened with ``mode=ro``.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise CatalogError(f"not a database URL: {url!r}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed)
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return sa.create_engine(parsed)
+    path = Path(database)
+    if not path.is_file():
+        raise CatalogError(f"SQLite database file not found: {path}")
+    ro = parsed.set(database=f"file:{path.resolve()}?mode=ro", query={"uri": "true"})
+    return sa.create_engine(ro)
+
+
 def reflect_catalog(
     engine: Engine | str, *, schema: str | None = None, include_views: bool = True
 ) -> Catalog:
@@ -38,7 +61,7 @@ def reflect_catalog(
     be reached or read.
     """
     owned = isinstance(engine, str)
-    eng = sa.create_engine(engine) if isinstance(engine, str) else engine
+    eng = _read_only_engine(engine) if isinstance(engine, str) else engine
     try:
         insp = sa.inspect(eng)
         names = [(n, False) for n in insp.get_table_names(schema=schema)]
@@ -74,7 +97,8 @@ def reflect_catalog(
             )
         return Catalog(tuple(tables))
     except sa.exc.SQLAlchemyError as exc:
-        raise CatalogError(f"cannot reflect the database catalog: {exc}") from exc
+        cause = getattr(exc, "orig", None) or exc
+        raise CatalogError(f"cannot reflect the database catalog: {cause}") from exc
     finally:
         if owned:
             eng.dispose()

@@ -235,11 +235,13 @@ def analyze(
                 continue
             known = [t.name for t in index.catalog if index.is_visible(t.name)]
             shown = table.sql(dialect=ad)
-            result.violations.append(Violation(
-                ViolationCode.UNKNOWN_TABLE,
-                f"Table {shown} does not exist.",
-                _suggest(originals.get(id(table.this), (name, False))[0], known),
-            ))
+            suggestions = _suggest(originals.get(id(table.this), (name, False))[0], known)
+            message = f"Table {shown} does not exist."
+            case_twin = [s for s in suggestions if s.lower() == name.lower()]
+            if case_twin and dialect in ("postgres", "oracle"):
+                quoted = exp.to_identifier(case_twin[0], quoted=True).sql(dialect=dialect)
+                message += f" Unquoted names are case-folded; write it quoted: {quoted}."
+            result.violations.append(Violation(ViolationCode.UNKNOWN_TABLE, message, suggestions))
     if result.violations:
         return result
 

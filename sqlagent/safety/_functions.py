@@ -20,7 +20,7 @@ __all__ = ["ALLOWED_FUNCTIONS", "function_name"]
 _NAMES = """
 And Or Xor
 Case If Coalesce Nullif Nvl2 Greatest Least Cast TryCast CastToStrType Convert Collate DecodeCase
-Exists Rand
+Exists Rand Typeof
 AnyValue ApproxDistinct ArgMax ArgMin ArrayAgg Avg Corr Count CountIf CovarPop CovarSamp CumeDist
 DenseRank First FirstValue GroupConcat Grouping GroupingId Kurtosis Lag Last LastValue Lead
 LogicalAnd LogicalOr Max Median Min Mode NthValue Ntile PercentRank PercentileCont PercentileDisc
@@ -33,7 +33,7 @@ Ascii BitLength ByteLength Chr Concat ConcatWs Contains EndsWith Format Hex Init
 Levenshtein Lower MD5 Normalize Overlay Pad RegexpCount RegexpExtract RegexpILike RegexpInstr
 RegexpLike RegexpReplace RegexpSubstr Repeat Replace Reverse Right SHA SHA2 Soundex Space Split
 SplitPart StartsWith StrPosition Substring SubstringIndex ToBase64 FromBase64 ToChar ToNumber
-Translate Trim Unhex Unicode Upper
+Translate Trim Unhex Unicode Upper NumberToStr
 AddMonths CurrentDate CurrentDatetime CurrentTime CurrentTimestamp Date DateAdd DateDiff
 DateFromParts DateStrToDate DateSub DateToDateStr DateTrunc Datetime DatetimeAdd DatetimeDiff
 DatetimeSub DatetimeTrunc Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear Dayname Extract Hour

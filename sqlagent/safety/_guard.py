@@ -30,7 +30,7 @@ from sqlagent.safety._analyze import SchemaIndex, analyze, sqlite_string_fallbac
 from sqlagent.safety._parse import parse_one_statement
 from sqlagent.safety._policy import Access, Policy
 from sqlagent.safety._readonly import RuleContext, check_read_only
-from sqlagent.safety._rewrite import apply_row_cap
+from sqlagent.safety._rewrite import apply_row_cap, drop_mysql_dual
 from sqlagent.types import Verdict, Violation, ViolationCode
 
 __all__ = ["Guard", "check_sql"]
@@ -87,6 +87,8 @@ def _check(
         if analysis.output is not None:
             output = analysis.output
 
+    if dialect == "mysql":
+        output = drop_mysql_dual(output)
     if config.max_rows is not None:
         output = apply_row_cap(output, config.max_rows)
     try:

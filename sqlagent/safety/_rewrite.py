@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-__all__ = ["apply_row_cap"]
+__all__ = ["apply_row_cap", "drop_mysql_dual"]
 
 
 def _int(node: exp.Expr | None) -> int | None:
@@ -44,3 +44,23 @@ def apply_row_cap(tree: exp.Expr, max_rows: int) -> exp.Expr:
             return tree
     wrapped = exp.select("*").from_(tree.subquery("capped", copy=False))
     return wrapped.limit(max_rows, copy=False)
+
+
+def drop_mysql_dual(tree: exp.Expr) -> exp.Expr:
+    """Remove ``FROM DUAL`` (a no-op in MySQL) from every SELECT.
+
+    sqlglot's MySQL generator quotes the reserved word (`` `DUAL` ``), which MySQL then reads as
+    a real table name; dropping the clause keeps the statement's meaning and makes it runnable.
+    """
+    for select in tree.find_all(exp.Select):
+        from_ = select.args.get("from_")
+        if (
+            from_ is not None
+            and isinstance(from_.this, exp.Table)
+            and from_.this.name.lower() == "dual"
+            and not from_.this.args.get("db")
+            and not from_.this.alias
+            and not select.args.get("joins")
+        ):
+            select.set("from_", None)
+    return tree

@@ -119,6 +119,21 @@ def test_dropped_first_lines(chain10: Path, count: int) -> None:
     assert found(chain10) == [(1, "dropped")]
 
 
+def test_dropped_first_line_and_edited_next(chain10: Path) -> None:
+    lines = read_lines(chain10)[1:]
+    lines[0] = lines[0].replace("SELECT 1", "SELECT 2")
+    write_lines(chain10, lines)
+    assert found(chain10) == [(1, "dropped"), (1, "edited")]
+
+
+def test_renumbered_and_rehashed_line(chain10: Path) -> None:
+    recs = records(chain10)
+    lines = read_lines(chain10)
+    lines[9] = rehash(dict(recs[9], seq=12))
+    write_lines(chain10, lines)
+    assert found(chain10) == [(10, "broken_link")]
+
+
 def test_inserted_copy_after_original(chain10: Path) -> None:
     lines = read_lines(chain10)
     lines.insert(7, lines[2])  # a copy of line 3 becomes line 8
@@ -166,6 +181,21 @@ def test_swapped_lines(chain10: Path) -> None:
     report = verify_chain(chain10)
     assert [(p.line, p.kind) for p in report.problems] == [(6, "reordered")]
     assert "seq 4" in report.problems[0].message
+
+
+def test_distant_lines_swapped(chain10: Path) -> None:
+    lines = read_lines(chain10)
+    lines[2], lines[6] = lines[6], lines[2]
+    write_lines(chain10, lines)
+    assert found(chain10) == [(3, "reordered"), (7, "reordered")]
+
+
+def test_reversed_file(chain10: Path) -> None:
+    write_lines(chain10, read_lines(chain10)[::-1])
+    report = verify_chain(chain10)
+    assert {p.kind for p in report.problems} == {"reordered"}
+    assert len(report.problems) == 9
+    assert report.problems[-1].message == "seq 0 is out of order: it belongs at the start"
 
 
 def test_line_moved_to_the_end(chain10: Path) -> None:
