@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlagent.errors import ConfigError
 from sqlagent.dialects import resolve_dialect
+from sqlagent.errors import ConfigError
 
 __all__ = ["SafetyConfig"]
 
@@ -29,7 +29,9 @@ class SafetyConfig:
 
     def __post_init__(self) -> None:
         if self.max_rows is not None and (
-            not isinstance(self.max_rows, int) or isinstance(self.max_rows, bool) or self.max_rows < 1
+            not isinstance(self.max_rows, int)
+            or isinstance(self.max_rows, bool)
+            or self.max_rows < 1
         ):
             raise ConfigError(f"max_rows must be a positive integer, got {self.max_rows!r}")
         normalized: dict[str, frozenset[str]] = {}

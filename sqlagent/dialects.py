@@ -70,7 +70,8 @@ def analysis_dialect(dialect: str) -> Dialect:
 
     MySQL/MariaDB compare column names case-insensitively (and table names too on most
     installations), so resolution treats them case-insensitively; the others follow sqlglot's
-    rules (PostgreSQL folds unquoted names to lower case, Oracle to upper case, SQLite ignores case).
+    rules (PostgreSQL folds unquoted names to lower case, Oracle to upper case, SQLite ignores
+    case).
     """
     if dialect == "mysql":
         return Dialect.get_or_raise("mysql, normalization_strategy=case_insensitive")
@@ -95,7 +96,7 @@ def catalog_key(name: str, dialect: str) -> str:
 
 
 def is_system_relation(name: str, db: str | None, dialect: str) -> bool:
-    """Whether a table reference names the database's own catalog (``pg_class``, ``mysql.user`` ...)."""
+    """Whether a table reference names the database's own catalog (``pg_class``, ``mysql.user``)."""
     lname, ldb = name.lower(), (db or "").lower()
     if ldb and ldb in _SYSTEM_SCHEMAS[dialect]:
         return True

@@ -37,7 +37,11 @@ class Violation:
     suggestions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": str(self.code), "message": self.message, "suggestions": list(self.suggestions)}
+        return {
+            "code": str(self.code),
+            "message": self.message,
+            "suggestions": list(self.suggestions),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,9 @@ class Verdict:
             if v.suggestions:
                 line += " Did you mean: " + ", ".join(v.suggestions) + "?"
             lines.append(line)
-        lines.append("Write one read-only SELECT statement that uses only the tables and columns shown.")
+        lines.append(
+            "Write one read-only SELECT statement that uses only the tables and columns shown."
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -97,7 +97,8 @@ class Catalog:
             fks = tuple(
                 fk
                 for fk in table.foreign_keys
-                if set(fk.columns) <= keep and fk.ref_table in visible
+                if set(fk.columns) <= keep
+                and fk.ref_table in visible
                 and set(fk.ref_columns) <= set(visible[fk.ref_table])
             )
             tables.append(
@@ -113,7 +114,7 @@ class Catalog:
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Catalog:
         """Build from ``{"table": {"column": "type"}}`` (a list of column names also works)."""
         if not isinstance(mapping, Mapping):
-            raise CatalogError("a schema must be a JSON object: {\"table\": {\"column\": \"type\"}}")
+            raise CatalogError('a schema must be a JSON object: {"table": {"column": "type"}}')
         tables = []
         for tname, cols in mapping.items():
             if not isinstance(tname, str) or not tname:
@@ -124,7 +125,7 @@ class Catalog:
                 items = [(c, "") for c in cols]
             else:
                 raise CatalogError(
-                    f"table {tname!r}: columns must be an object {{\"column\": \"type\"}}"
+                    f'table {tname!r}: columns must be an object {{"column": "type"}}'
                 )
             columns = []
             for cname, ctype in items:

@@ -26,7 +26,7 @@ def _true_name(name: str, engine: Engine) -> str:
     # in upper case, which is what identifier matching must see.
     dialect = engine.dialect
     if getattr(dialect, "requires_name_normalize", False):
-        return str(dialect.denormalize_name(name))  # type: ignore[no-untyped-call]
+        return str(dialect.denormalize_name(name))
     return name
 
 
@@ -92,9 +92,7 @@ def reflect_catalog(
                 comment = insp.get_table_comment(name, schema=schema).get("text")
             except NotImplementedError:
                 comment = None
-            tables.append(
-                Table(_true_name(name, eng), cols, schema, comment, fks, is_view=is_view)
-            )
+            tables.append(Table(_true_name(name, eng), cols, schema, comment, fks, is_view=is_view))
         return Catalog(tuple(tables))
     except sa.exc.SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc

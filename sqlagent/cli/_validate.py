@@ -26,8 +26,9 @@ from sqlagent.types import Verdict
 __all__ = ["validate"]
 
 
-def _load_config(path: str | None, allow: tuple[str, ...], max_rows: int | None,
-                 dialect: str) -> SafetyConfig:
+def _load_config(
+    path: str | None, allow: tuple[str, ...], max_rows: int | None, dialect: str
+) -> SafetyConfig:
     data: dict[str, object] = {}
     if path:
         try:
@@ -52,9 +53,10 @@ def _load_config(path: str | None, allow: tuple[str, ...], max_rows: int | None,
 
 def _print_human(verdict: Verdict, console: Console) -> None:
     if verdict.allowed:
-        console.print("[bold green]ALLOWED[/]" + (
-            f" (role {verdict.role})" if verdict.role else " (single-user mode: no policy)"
-        ))
+        console.print(
+            "[bold green]ALLOWED[/]"
+            + (f" (role {verdict.role})" if verdict.role else " (single-user mode: no policy)")
+        )
         assert verdict.sql is not None
         console.print(verdict.sql, highlight=False, markup=False, soft_wrap=True)
         if verdict.masked_columns:
@@ -70,29 +72,70 @@ def _print_human(verdict: Verdict, console: Console) -> None:
 
 @click.command()
 @click.argument("sql")
-@click.option("--dialect", "-d", help="sqlite, postgres, mysql (mariadb) or oracle. "
-              "Default: from --db, else sqlite.")
+@click.option(
+    "--dialect",
+    "-d",
+    help="sqlite, postgres, mysql (mariadb) or oracle. Default: from --db, else sqlite.",
+)
 @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL whose catalog grounds the SQL.")
-@click.option("--schema", "schema_file", metavar="FILE.json",
-              type=click.Path(dir_okay=False), help='JSON schema {"table": {"column": "type"}}.')
-@click.option("--policy", "policy_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Role policy (YAML or JSON). Without one: single-user mode.")
+@click.option(
+    "--schema",
+    "schema_file",
+    metavar="FILE.json",
+    type=click.Path(dir_okay=False),
+    help='JSON schema {"table": {"column": "type"}}.',
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Role policy (YAML or JSON). Without one: single-user mode.",
+)
 @click.option("--role", "-r", help="Role to check as (unknown or absent: the default role).")
 @click.option("--max-rows", type=click.IntRange(min=1), help="Cap the result with LIMIT/FETCH.")
-@click.option("--allow-function", "allow", multiple=True, metavar="NAME",
-              help="Extra function name to allow for this dialect (repeatable).")
-@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="YAML with safety options (max_rows, allowed_functions, mask_value).")
-@click.option("--audit-log", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Append the decision to this hash-chained JSONL audit log.")
-@click.option("--on-audit-error", type=click.Choice(["fail", "warn"]), default="fail",
-              show_default=True, help="What to do when the audit log cannot be written.")
+@click.option(
+    "--allow-function",
+    "allow",
+    multiple=True,
+    metavar="NAME",
+    help="Extra function name to allow for this dialect (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="YAML with safety options (max_rows, allowed_functions, mask_value).",
+)
+@click.option(
+    "--audit-log",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Append the decision to this hash-chained JSONL audit log.",
+)
+@click.option(
+    "--on-audit-error",
+    type=click.Choice(["fail", "warn"]),
+    default="fail",
+    show_default=True,
+    help="What to do when the audit log cannot be written.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def validate(
-    sql: str, dialect: str | None, db_url: str | None, schema_file: str | None,
-    policy_file: str | None, role: str | None, max_rows: int | None, allow: tuple[str, ...],
-    config_file: str | None, audit_log: str | None, on_audit_error: str, as_json: bool,
+    sql: str,
+    dialect: str | None,
+    db_url: str | None,
+    schema_file: str | None,
+    policy_file: str | None,
+    role: str | None,
+    max_rows: int | None,
+    allow: tuple[str, ...],
+    config_file: str | None,
+    audit_log: str | None,
+    on_audit_error: str,
+    as_json: bool,
 ) -> None:
     """Check that SQL is one read-only query, grounded in the catalog and allowed for ROLE.
 
@@ -121,8 +164,7 @@ def validate(
     if audit_log:
         sinks.append(JsonlAuditSink(audit_log))
     with Auditor(sinks, on_sink_error="fail" if on_audit_error == "fail" else "warn") as auditor:
-        guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config,
-                      audit=auditor)
+        guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config, audit=auditor)
         verdict = guard.check(sql, role=role)
 
     if as_json:
@@ -130,5 +172,3 @@ def validate(
     else:
         _print_human(verdict, Console(soft_wrap=True))
     sys.exit(EXIT_OK if verdict.allowed else EXIT_REJECTED)
-
-

@@ -30,6 +30,7 @@ from sqlagent.types import Violation, ViolationCode
 
 __all__ = ["Analysis", "SchemaIndex", "analyze", "sqlite_string_fallback"]
 
+_CASE_INSENSITIVE = frozenset({"sqlite", "mysql"})
 _DEFAULT_SCHEMAS = {"sqlite": {"main"}, "postgres": {"public"}, "mysql": set(), "oracle": set()}
 
 
@@ -52,7 +53,7 @@ class SchemaIndex:
         columns = {
             t.name: {catalog_key(c, dialect): c for c in t.column_names} for t in catalog.tables
         }
-        mapping: dict[str, dict[str, str]] = {}
+        mapping: dict[str, object] = {}
         for key, table in tables.items():
             if visible is not None and table.name not in visible:
                 continue
@@ -167,18 +168,6 @@ def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
     return node is not None and node.arg_key == "order"
 
 
-def _is_plain_projection(column: exp.Column) -> bool:
-    parent = column.parent
-    if isinstance(parent, exp.Alias):
-        select = parent.parent
-        return isinstance(select, exp.Select) and parent.arg_key == "expressions"
-    return isinstance(parent, exp.Select) and column.arg_key == "expressions"
-
-
-def _projection_of(column: exp.Column) -> exp.Expr:
-    return column.parent if isinstance(column.parent, exp.Alias) else column
-
-
 def analyze(
     tree: exp.Expr, index: SchemaIndex, access: Access | None, *, mask_value: str
 ) -> Analysis:
@@ -205,13 +194,18 @@ def analyze(
                 continue  # table functions are governed by the function allow-list
             name, db = table.name, table.db or None
             cat = index.tables.get(name)
-            if cat is not None and (db is None or db in _DEFAULT_SCHEMAS[dialect]
-                                    or db == catalog_key(cat.schema or "", dialect)):
+            if cat is not None and (
+                db is None
+                or db in _DEFAULT_SCHEMAS[dialect]
+                or db == catalog_key(cat.schema or "", dialect)
+            ):
                 if not index.is_visible(cat.name):
-                    result.violations.append(Violation(
-                        ViolationCode.TABLE_DENIED,
-                        f"Table {cat.name} is not available to this role.",
-                    ))
+                    result.violations.append(
+                        Violation(
+                            ViolationCode.TABLE_DENIED,
+                            f"Table {cat.name} is not available to this role.",
+                        )
+                    )
                     continue
                 resolved[id(table)] = cat
                 stripped[id(table)] = (table.args.get("db"), table.args.get("catalog"))
@@ -228,10 +222,13 @@ def analyze(
                     resolved[id(table)] = _UNGROUNDED
                     result.touch(f"{db}.{name}" if db else name)
                 else:
-                    result.violations.append(Violation(
-                        ViolationCode.TABLE_DENIED,
-                        f"System catalog {table.sql(dialect=ad)} is not available to this role.",
-                    ))
+                    result.violations.append(
+                        Violation(
+                            ViolationCode.TABLE_DENIED,
+                            f"System catalog {table.sql(dialect=ad)} is not available "
+                            "to this role.",
+                        )
+                    )
                 continue
             known = [t.name for t in index.catalog if index.is_visible(t.name)]
             shown = table.sql(dialect=ad)
@@ -248,171 +245,42 @@ def analyze(
     # -- columns --------------------------------------------------------------------------------
     try:
         qualify_tables(work, dialect=ad)
-        qualify_columns(work, index.qualify_schema, expand_alias_refs=True, expand_stars=True,
-                        dialect=ad)
+        qualify_columns(
+            work, index.qualify_schema, expand_alias_refs=True, expand_stars=True, dialect=ad
+        )
     except SqlglotError as exc:
-        result.violations.append(Violation(
-            ViolationCode.AMBIGUOUS_COLUMN if "mbiguous" in str(exc) else ViolationCode.UNKNOWN_COLUMN,
-            f"Cannot resolve the columns of this query: {exc}",
-        ))
+        result.violations.append(
+            Violation(
+                ViolationCode.AMBIGUOUS_COLUMN
+                if "mbiguous" in str(exc)
+                else ViolationCode.UNKNOWN_COLUMN,
+                f"Cannot resolve the columns of this query: {exc}",
+            )
+        )
         return result
 
-    masked_outputs: dict[int, set[str]] = {}  # id(scope.expression) -> masked output names
-    checked: set[int] = set()
-    misused: list[str] = []
-    to_mask: list[exp.Column] = []
-    scopes = traverse_scope(work)
-
-    def lookup(scope: Scope, alias: str) -> exp.Table | Scope | None:
-        s: Scope | None = scope
-        while s is not None:
-            if alias in s.sources:
-                return s.sources[alias]
-            s = s.parent
-        return None
-
-    def table_of(node: exp.Table) -> Table | str | None:
-        got = resolved.get(id(node))
-        if got is None:
-            got = index.tables.get(node.name)
-        return got
-
-    def source_tables(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
-        out: list[tuple[str, exp.Table | Scope]] = []
-        s: Scope | None = scope
-        while s is not None:
-            out.extend(s.sources.items())
-            s = s.parent
-        return out
-
-    for scope in scopes:
-        masked_here: set[str] = set()
-        for column in scope.columns:
-            if id(column) in checked or isinstance(column.this, exp.Star):
-                continue
-            checked.add(id(column))
-            cname = column.name
-            shown = originals.get(id(column.this), (cname, False))[0]
-            if not column.table:
-                if _is_alias_reference(column, scope):
-                    continue
-                candidates = []
-                for alias, src in source_tables(scope):
-                    if isinstance(src, exp.Table):
-                        t = table_of(src)
-                        if t == _UNGROUNDED:
-                            candidates.append((alias, None))
-                        elif isinstance(t, Table) and cname in index.columns[t.name]:
-                            candidates.append((alias, t))
-                    elif isinstance(src, Scope) and cname in _output_names(src):
-                        candidates.append((alias, None))
-                if any(t is None for _, t in candidates) and len(candidates) >= 1:
-                    if len(candidates) == 1:
-                        continue  # an ungrounded source (DUAL, system relation)
-                denied = [t for _, t in candidates
-                          if isinstance(t, Table)
-                          and not index.is_visible(t.name, index.columns[t.name][cname])]
-                if denied and len(denied) == len(candidates):
-                    t = denied[0]
-                    result.violations.append(Violation(
-                        ViolationCode.COLUMN_DENIED,
-                        f"Column {t.name}.{index.columns[t.name][cname]} is not available "
-                        "to this role.",
-                    ))
-                elif len(candidates) > 1:
-                    result.violations.append(Violation(
-                        ViolationCode.AMBIGUOUS_COLUMN,
-                        f"Column {shown} is ambiguous: it exists in "
-                        f"{', '.join(a for a, _ in candidates)}. Qualify it with a table alias.",
-                        tuple(f"{a}.{shown}" for a, _ in candidates),
-                    ))
-                else:
-                    pool: list[str] = []
-                    for _, src in source_tables(scope):
-                        if isinstance(src, exp.Table) and isinstance(table_of(src), Table):
-                            pool += index.visible_columns(table_of(src).name)  # type: ignore[union-attr]
-                        elif isinstance(src, Scope):
-                            pool += _output_names(src)
-                    result.violations.append(Violation(
-                        ViolationCode.UNKNOWN_COLUMN,
-                        f"Column {shown} does not exist in the tables of this query.",
-                        _suggest(shown, pool),
-                    ))
-                continue
-
-            source = lookup(scope, column.table)
-            if source is None:
-                result.violations.append(Violation(
-                    ViolationCode.UNKNOWN_TABLE,
-                    f"Table or alias {column.table} is not defined in this query.",
-                    _suggest(column.table, [a for a, _ in source_tables(scope)]),
-                ))
-                continue
-            if isinstance(source, Scope):
-                names = _output_names(source)
-                if cname not in names:
-                    result.violations.append(Violation(
-                        ViolationCode.UNKNOWN_COLUMN,
-                        f"Column {shown} is not produced by subquery {column.table}.",
-                        _suggest(shown, names),
-                    ))
-                elif cname in masked_outputs.get(id(source.expression), set()):
-                    if _is_plain_projection(column):
-                        masked_here.add(_projection_of(column).alias_or_name)
-                    else:
-                        misused.append(f"{column.table}.{shown}")
-                continue
-            table = table_of(source)
-            if table == _UNGROUNDED or table is None:
-                continue
-            assert isinstance(table, Table)
-            true = index.columns[table.name].get(cname)
-            if true is None:
-                result.violations.append(Violation(
-                    ViolationCode.UNKNOWN_COLUMN,
-                    f"Column {shown} does not exist in table {table.name}.",
-                    _suggest(shown, index.visible_columns(table.name)),
-                ))
-                continue
-            if not index.is_visible(table.name, true):
-                result.violations.append(Violation(
-                    ViolationCode.COLUMN_DENIED,
-                    f"Column {table.name}.{true} is not available to this role.",
-                ))
-                continue
-            result.touch(table.name, true)
-            if access is not None and (table.name, true) in access.masked:
-                if _is_plain_projection(column):
-                    to_mask.append(column)
-                    masked_here.add(_projection_of(column).alias_or_name)
-                    if f"{table.name}.{true}" not in result.masked:
-                        result.masked.append(f"{table.name}.{true}")
-                else:
-                    misused.append(f"{table.name}.{true}")
-        if isinstance(scope.expression, exp.SetOperation):
-            for branch in scope.set_operation_scopes:
-                masked_here |= masked_outputs.get(id(branch.expression), set())
-        masked_outputs[id(scope.expression)] = masked_here
-
-    for name in dict.fromkeys(misused):
-        result.violations.append(Violation(
-            ViolationCode.MASKED_COLUMN_MISUSE,
-            f"Column {name} is masked for this role: it may only be selected as a plain column, "
-            "not used in conditions, joins, grouping, ordering, aggregates or expressions.",
-        ))
+    checker = _ColumnChecker(index, access, resolved, originals, result)
+    for scope in traverse_scope(work):
+        checker.check_scope(scope)
+    checker.report_misuse()
     if result.violations or access is None:
         return result
 
     # -- policy mode: the qualified copy, masks applied, becomes the statement to run ----------
-    for column in to_mask:
+    for column in checker.to_mask:
         column.replace(exp.Literal.string(mask_value))
     for node in work.find_all(exp.Table):
         if id(node) in stripped:
-            db, catalog = stripped[id(node)]
-            node.set("db", db)
-            node.set("catalog", catalog)
+            db_node, catalog_node = stripped[id(node)]
+            node.set("db", db_node)
+            node.set("catalog", catalog_node)
         got = resolved.get(id(node))
-        if isinstance(got, Table) and isinstance(node.this, exp.Identifier):
+        if (
+            dialect in _CASE_INSENSITIVE
+            and isinstance(got, Table)
+            and isinstance(node.this, exp.Identifier)
+        ):
+            # MySQL compares table names case-sensitively on most servers: use the real spelling.
             node.this.set("this", got.name)
             node.this.set("quoted", False)
     _restore_labels(work, originals, index)
@@ -420,11 +288,220 @@ def analyze(
     return result
 
 
+class _ColumnChecker:
+    """Resolves each column of a qualified tree to its source and applies the role's rules.
+
+    Scopes arrive children first (``traverse_scope`` order), so by the time an outer query reads
+    a derived table or CTE, the positions of that source's masked outputs are known.
+    """
+
+    def __init__(
+        self,
+        index: SchemaIndex,
+        access: Access | None,
+        resolved: Mapping[int, Table | str],
+        originals: Mapping[int, tuple[str, bool]],
+        result: Analysis,
+    ) -> None:
+        self.index = index
+        self.access = access
+        self.resolved = resolved
+        self.originals = originals
+        self.result = result
+        self.masked_positions: dict[int, set[int]] = {}  # id(scope.expression) -> output positions
+        self.checked: set[int] = set()
+        self.misused: list[str] = []
+        self.to_mask: list[exp.Column] = []
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _table_of(self, node: exp.Table) -> Table | str | None:
+        got = self.resolved.get(id(node))
+        return got if got is not None else self.index.tables.get(node.name)
+
+    @staticmethod
+    def _sources(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
+        out: list[tuple[str, exp.Table | Scope]] = []
+        s: Scope | None = scope
+        while s is not None:  # own sources first, then enclosing scopes (correlation)
+            out.extend(s.sources.items())
+            s = s.parent
+        return out
+
+    def _lookup(self, scope: Scope, alias: str) -> exp.Table | Scope | None:
+        for name, source in self._sources(scope):
+            if name == alias:
+                return source
+        return None
+
+    def _shown(self, column: exp.Column) -> str:
+        return self.originals.get(id(column.this), (column.name, False))[0]
+
+    def _add(self, code: ViolationCode, message: str, suggestions: tuple[str, ...] = ()) -> None:
+        self.result.violations.append(Violation(code, message, suggestions))
+
+    def _masked_use(self, column: exp.Column, label: str, masked_here: set[int]) -> None:
+        """A masked value may only be projected as is; anything else would leak it."""
+        position = _projection_position(column)
+        if position is None:
+            self.misused.append(label)
+        else:
+            masked_here.add(position)
+
+    # -- checks ------------------------------------------------------------------------------------
+    def check_scope(self, scope: Scope) -> None:
+        masked_here: set[int] = set()
+        for column in scope.columns:
+            if id(column) in self.checked or isinstance(column.this, exp.Star):
+                continue
+            self.checked.add(id(column))
+            if column.table:
+                self._check_qualified(scope, column, masked_here)
+            elif not _is_alias_reference(column, scope):
+                self._check_unqualified(scope, column, masked_here)
+        if isinstance(scope.expression, exp.SetOperation):
+            for branch in scope.set_operation_scopes:
+                masked_here |= self.masked_positions.get(id(branch.expression), set())
+        else:
+            names = _output_names(scope)
+            for name in _masked_alias_refs(scope, masked_here, names):
+                self.misused.append(name)
+        self.masked_positions[id(scope.expression)] = masked_here
+
+    def _check_qualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
+        index, cname, shown = self.index, column.name, self._shown(column)
+        source = self._lookup(scope, column.table)
+        if source is None:
+            self._add(
+                ViolationCode.UNKNOWN_TABLE,
+                f"Table or alias {column.table} is not defined in this query.",
+                _suggest(column.table, [a for a, _ in self._sources(scope)]),
+            )
+            return
+        if isinstance(source, Scope):
+            names = _output_names(source)
+            if cname not in names:
+                self._add(
+                    ViolationCode.UNKNOWN_COLUMN,
+                    f"Column {shown} is not produced by subquery {column.table}.",
+                    _suggest(shown, names),
+                )
+            elif names.index(cname) in self.masked_positions.get(id(source.expression), set()):
+                self._masked_use(column, f"{column.table}.{shown}", masked_here)
+            return
+        table = self._table_of(source)
+        if not isinstance(table, Table):
+            return  # DUAL or a granted system relation: not grounded
+        true = index.columns[table.name].get(cname)
+        if true is None:
+            self._add(
+                ViolationCode.UNKNOWN_COLUMN,
+                f"Column {shown} does not exist in table {table.name}.",
+                _suggest(shown, index.visible_columns(table.name)),
+            )
+            return
+        if not index.is_visible(table.name, true):
+            self._add(
+                ViolationCode.COLUMN_DENIED,
+                f"Column {table.name}.{true} is not available to this role.",
+            )
+            return
+        self.result.touch(table.name, true)
+        if self.access is not None and (table.name, true) in self.access.masked:
+            label = f"{table.name}.{true}"
+            before = len(self.misused)
+            self._masked_use(column, label, masked_here)
+            if len(self.misused) == before:
+                self.to_mask.append(column)
+                if label not in self.result.masked:
+                    self.result.masked.append(label)
+
+    def _check_unqualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
+        # qualify() leaves a column unqualified when no visible source has it, or several do.
+        index, cname, shown = self.index, column.name, self._shown(column)
+        found: list[tuple[str, Table | None]] = []
+        for alias, src in self._sources(scope):
+            if isinstance(src, Scope):
+                if cname in _output_names(src):
+                    found.append((alias, None))
+                continue
+            table = self._table_of(src)
+            if isinstance(table, Table):
+                if cname in index.columns[table.name]:
+                    found.append((alias, table))
+            elif table is not None:
+                found.append((alias, None))  # ungrounded source: cannot tell, it may have it
+        if len(found) == 1 and found[0][1] is None:
+            return
+        denied = [
+            t for _, t in found if t is not None
+            and not index.is_visible(t.name, index.columns[t.name][cname])
+        ]  # fmt: skip
+        if denied and len(denied) == len(found):
+            true = index.columns[denied[0].name][cname]
+            self._add(
+                ViolationCode.COLUMN_DENIED,
+                f"Column {denied[0].name}.{true} is not available to this role.",
+            )
+        elif len(found) > 1:
+            self._add(
+                ViolationCode.AMBIGUOUS_COLUMN,
+                f"Column {shown} is ambiguous: it exists in "
+                f"{', '.join(a for a, _ in found)}. Qualify it with a table alias.",
+                tuple(f"{a}.{shown}" for a, _ in found),
+            )
+        else:
+            pool: list[str] = []
+            for _, src in self._sources(scope):
+                if isinstance(src, Scope):
+                    pool += _output_names(src)
+                else:
+                    table = self._table_of(src)
+                    if isinstance(table, Table):
+                        pool += index.visible_columns(table.name)
+            self._add(
+                ViolationCode.UNKNOWN_COLUMN,
+                f"Column {shown} does not exist in the tables of this query.",
+                _suggest(shown, pool),
+            )
+
+    def report_misuse(self) -> None:
+        for name in dict.fromkeys(self.misused):
+            self._add(
+                ViolationCode.MASKED_COLUMN_MISUSE,
+                f"Column {name} is masked for this role: it may only be selected as a plain "
+                "column, not used in conditions, joins, grouping, ordering, aggregates or "
+                "expressions.",
+            )
+
+
+def _projection_position(column: exp.Column) -> int | None:
+    """The select-list position of ``column`` when projected as is (``col`` or ``col AS x``)."""
+    node: exp.Expr = column.parent if isinstance(column.parent, exp.Alias) else column
+    select = node.parent
+    if isinstance(select, exp.Select) and node.arg_key == "expressions":
+        for i, projection in enumerate(select.expressions):
+            if projection is node:
+                return i
+    return None
+
+
+def _masked_alias_refs(scope: Scope, masked: set[int], names: list[str]) -> list[str]:
+    """ORDER BY references to a masked output alias (they sort by the masked value: refuse)."""
+    order = scope.expression.args.get("order")
+    if order is None or not masked:
+        return []
+    masked_names = {names[i] for i in masked if i < len(names)}
+    return [
+        c.name for c in order.find_all(exp.Column)
+        if not c.table and c.name in masked_names
+    ]  # fmt: skip
+
+
 def _restore_labels(
     work: exp.Expr, originals: Mapping[int, tuple[str, bool]], index: SchemaIndex
 ) -> None:
     """Give the outermost projections the labels the user wrote (or the catalog's spelling)."""
-    if index.dialect not in ("sqlite", "mysql"):
+    if index.dialect not in _CASE_INSENSITIVE:
         return  # case-sensitive dialects: the normalized label is the one the database reports
     root: exp.Expr = work
     while isinstance(root, exp.SetOperation):

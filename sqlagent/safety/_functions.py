@@ -57,7 +57,7 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset(
 
 
 def function_name(node: exp.Func) -> str:
-    """The lower-case SQL name of a call (dotted for package calls such as ``dbms_random.value``)."""
+    """The lower-case SQL name of a call (dotted for package calls: ``dbms_random.value``)."""
     if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):
         name = str(node.name or "")
     else:

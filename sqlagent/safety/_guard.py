@@ -12,6 +12,7 @@ text that executes is exactly what was judged.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -43,8 +44,13 @@ class _Emitter(Protocol):
 
 
 def _reject(
-    sql: str, dialect: str, violations: list[Violation], role: str | None, mode: str,
-    tables: tuple[str, ...] = (), columns: tuple[str, ...] = (),
+    sql: str,
+    dialect: str,
+    violations: list[Violation],
+    role: str | None,
+    mode: str,
+    tables: tuple[str, ...] = (),
+    columns: tuple[str, ...] = (),
 ) -> Verdict:
     return Verdict(
         allowed=False, sql=None, original_sql=sql, dialect=dialect,
@@ -105,7 +111,10 @@ def _check(
 
 
 def _safe_check(
-    sql: str, dialect: str, index: SchemaIndex | None, access: Access | None,
+    sql: str,
+    dialect: str,
+    index: SchemaIndex | None,
+    access: Access | None,
     config: SafetyConfig,
 ) -> Verdict:
     # Fail closed: an unexpected failure anywhere in the analysis is a rejection, never a pass.
@@ -198,8 +207,13 @@ class Guard:
 
     # -- checks ----------------------------------------------------------------------------------
     def check(
-        self, sql: str, *, role: str | None = None, question: str | None = None,
-        request_id: str | None = None, extra: Mapping[str, Any] | None = None,
+        self,
+        sql: str,
+        *,
+        role: str | None = None,
+        question: str | None = None,
+        request_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Verdict:
         """Judge ``sql`` for ``role`` and record the decision in the audit trail."""
         start = time.perf_counter()
@@ -225,8 +239,9 @@ class Guard:
                 masked_columns=verdict.masked_columns,
                 latency_ms=round((time.perf_counter() - start) * 1000, 3),
                 extra=info,
-                **({"request_id": request_id} if request_id else {}),
             )
+            if request_id:
+                event = dataclasses.replace(event, request_id=request_id)
             self.audit.emit(event)
         return verdict
 

@@ -29,13 +29,14 @@ def _executable_comment(sql: str, dialect: str) -> Violation | None:
             if body.startswith("!") or body[:2].upper() == "M!":
                 return Violation(
                     ViolationCode.NOT_READ_ONLY,
-                    "MySQL executable comments (/*! ... */) are not allowed: their body runs as SQL.",
+                    "MySQL executable comments (/*! ... */) are not allowed: "
+                    "their body runs as SQL.",
                 )
     return None
 
 
 def parse_one_statement(sql: str, dialect: str) -> Parsed:
-    """Parse ``sql``; exactly one statement is accepted (comments and one trailing ``;`` are fine)."""
+    """Parse ``sql``: exactly one statement (comments and one trailing ``;`` are fine)."""
     if not sql.strip():
         return Parsed(None, (Violation(ViolationCode.PARSE_ERROR, "The SQL is empty."),))
     try:

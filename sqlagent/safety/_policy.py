@@ -5,7 +5,7 @@ The file format is a public contract (YAML, or the same structure in JSON)::
     default_role: viewer          # requests with no role or an unknown role get this role
     roles:
       viewer:
-        tables:                   # table -> readable columns; "*" = all; unlisted tables are invisible
+        tables:                   # table -> readable columns; "*" = all; unlisted: invisible
           employees: [id, name, department_id]
           departments: ["*"]
       analyst:
@@ -42,8 +42,8 @@ from typing import Any
 import yaml
 
 from sqlagent.catalog import Catalog
-from sqlagent.errors import PolicyError
 from sqlagent.dialects import catalog_key, is_system_relation
+from sqlagent.errors import PolicyError
 
 __all__ = ["Access", "Policy", "RoleSpec"]
 
@@ -74,7 +74,7 @@ def _column_map(role: str, key: str, value: Any) -> dict[str, tuple[str, ...]]:
             cols = [cols]
         if not isinstance(cols, list) or not all(isinstance(c, str) and c for c in cols):
             raise PolicyError(
-                f"role {role!r}: {key}.{table} must be a list of column names (or [\"*\"])"
+                f'role {role!r}: {key}.{table} must be a list of column names (or ["*"])'
             )
         out[table] = tuple(cols)
     return out
@@ -197,7 +197,7 @@ class Policy:
         return tuple(out)
 
     def access(self, role: str | None, catalog: Catalog, dialect: str) -> Access:
-        """Resolve ``role`` (with inheritance) against ``catalog`` under ``dialect``'s name rules."""
+        """Resolve ``role`` (with inheritance) against ``catalog`` under ``dialect``'s rules."""
         effective = self.resolve_role(role)
         by_key = {catalog_key(t.name, dialect): t for t in catalog}
         visible: dict[str, set[str]] = {}

@@ -128,7 +128,9 @@ def nodes_are_read_only(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]
         if type(node) in _WRITE_NODES or isinstance(node, tuple(_WRITE_NODES)):
             message = f"{label} is not allowed: only read-only SELECT queries may run."
         else:
-            message = f"Unsupported construct {label}: only plain read-only SELECT syntax is allowed."
+            message = (
+                f"Unsupported construct {label}: only plain read-only SELECT syntax is allowed."
+            )
         yield Violation(ViolationCode.NOT_READ_ONLY, message)
 
 

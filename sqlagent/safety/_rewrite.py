@@ -36,7 +36,9 @@ def apply_row_cap(tree: exp.Expr, max_rows: int) -> exp.Expr:
             return tree
     if isinstance(limit, exp.Fetch):
         options = limit.args.get("limit_options")
-        plain = options is None or not (options.args.get("percent") or options.args.get("with_ties"))
+        plain = options is None or not (
+            options.args.get("percent") or options.args.get("with_ties")
+        )
         count = limit.args.get("count")
         current = 1 if count is None else _int(count)
         if plain and current is not None:
