@@ -13,10 +13,10 @@ from sqlagent.safety._rewrite import apply_row_cap
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
-    "RULES",
     "Access",
     "Guard",
     "Policy",
+    "RULES",
     "RoleSpec",
     "SchemaIndex",
     "apply_row_cap",

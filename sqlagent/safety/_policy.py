@@ -134,7 +134,7 @@ class Policy:
         for name, body in roles_data.items():
             if not isinstance(name, str) or not name:
                 raise PolicyError("role names must be non-empty strings")
-            body = body or {}
+            body = {} if body is None else body
             if not isinstance(body, Mapping):
                 raise PolicyError(f"role {name!r} must be a mapping (tables, masked, inherits)")
             bad = set(body) - _ROLE_KEYS

@@ -1,0 +1,79 @@
+"""Real database servers for tests: PostgreSQL and MariaDB on 127.0.0.1, loaded with demo data.
+
+Tests that need a server skip with the reason when it does not answer. The URLs can be changed
+with SQLAGENT_TEST_PG_URL / SQLAGENT_TEST_MYSQL_URL (an admin login on the server's default
+database); a dedicated ``sqlagent_test`` database is (re)created so nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get(
+    "SQLAGENT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MYSQL_ADMIN_URL = os.environ.get("SQLAGENT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+TEST_DB = "sqlagent_test"
+
+_TYPES = {"INTEGER": sa.BigInteger, "REAL": sa.Float, "TEXT": sa.String(200)}
+
+
+def _server_or_skip(url: str, what: str) -> sa.Engine:
+    args = {"connect_timeout": 3}
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args=args)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any driver or connection error means: no server here
+        engine.dispose()
+        pytest.skip(f"{what} server not reachable at {url}: {type(exc).__name__}")
+    return engine
+
+
+def create_test_database(kind: str) -> str:
+    """(Re)create the ``sqlagent_test`` database on a server and return its URL."""
+    if kind == "postgres":
+        admin = _server_or_skip(PG_ADMIN_URL, "PostgreSQL")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
+            conn.execute(sa.text(f"CREATE DATABASE {TEST_DB}"))
+        url = admin.url.set(database=TEST_DB)
+    else:
+        admin = _server_or_skip(MYSQL_ADMIN_URL, "MariaDB/MySQL")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {TEST_DB}"))
+            conn.execute(sa.text(f"CREATE DATABASE {TEST_DB}"))
+        url = admin.url.set(database=TEST_DB)
+    admin.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+def copy_sqlite(sqlite_path: Path, url: str) -> None:
+    """Copy every table of a SQLite file (columns and rows) into the database at ``url``."""
+    engine = sa.create_engine(url)
+    metadata = sa.MetaData()
+    rows: dict[str, list[tuple[object, ...]]] = {}
+    with closing(sqlite3.connect(sqlite_path)) as src:
+        names = [r[0] for r in src.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )]  # fmt: skip
+        for name in names:
+            info = src.execute(f'PRAGMA table_info("{name}")').fetchall()
+            cols = [sa.Column(c[1], _TYPES.get(c[2].upper(), sa.String(200))) for c in info]
+            sa.Table(name, metadata, *cols)
+            rows[name] = src.execute(f'SELECT * FROM "{name}"').fetchall()
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                data = [dict(zip(table.columns.keys(), r, strict=True)) for r in rows[table.name]]
+                if data:
+                    conn.execute(table.insert(), data)
+    finally:
+        engine.dispose()

@@ -1,0 +1,181 @@
+"""The Guard: one audit event per decision, row caps, config, fail-closed behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sqlagent import (
+    AuditError,
+    Catalog,
+    ConfigError,
+    Guard,
+    Policy,
+    RejectedError,
+    SafetyConfig,
+    check_sql,
+)
+from sqlagent.audit import AuditEvent, Auditor, JsonlAuditSink, MemoryAuditSink, verify_chain
+from tests.conftest import SHARED
+
+POLICY = Policy.from_mapping(
+    {
+        "default_role": "viewer",
+        "roles": {
+            "viewer": {"tables": {"employees": ["id", "first_name"], "departments": ["*"]}},
+            "analyst": {"inherits": ["viewer"], "masked": {"employees": ["salary"]}},
+        },
+    }
+)
+
+
+class BrokenSink:
+    def emit(self, event: AuditEvent) -> None:
+        raise OSError("disk full")
+
+    def close(self) -> None:
+        pass
+
+
+def test_exactly_one_event_per_decision(fixture_catalog: Catalog) -> None:
+    sink = MemoryAuditSink()
+    guard = Guard(catalog=fixture_catalog, policy=POLICY, audit=sink)
+    guard.check("SELECT first_name FROM employees", role="viewer", question="who?")
+    guard.check("SELECT salary FROM employees", role="viewer")
+    guard.check("DROP TABLE employees", role="nobody")
+    guard.check("", role=None)
+    assert [e.verdict for e in sink.events] == ["allowed", "rejected", "rejected", "rejected"]
+    first, second, third, _ = sink.events
+    assert first.question == "who?"
+    assert first.sql_out is not None and first.columns == ("employees.first_name",)
+    assert first.policy_mode == "policy" and first.role == "viewer"
+    assert second.violations[0]["code"] == "column_denied"
+    assert third.role == "viewer" and third.extra == {"requested_role": "nobody"}
+    assert len({e.request_id for e in sink.events}) == 4
+
+
+def test_single_user_mode_is_recorded(fixture_catalog: Catalog) -> None:
+    sink = MemoryAuditSink()
+    verdict = Guard(catalog=fixture_catalog, audit=sink).check("SELECT salary FROM employees")
+    assert verdict.allowed and verdict.policy_mode == "single_user"
+    assert sink.events[0].policy_mode == "single_user"
+
+
+def test_request_id_passes_through(fixture_catalog: Catalog) -> None:
+    sink = MemoryAuditSink()
+    Guard(catalog=fixture_catalog, audit=sink).check("SELECT 1", request_id="abc123")
+    assert sink.events[0].request_id == "abc123"
+
+
+def test_sink_failure_fails_or_warns(
+    fixture_catalog: Catalog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    failing = Auditor([JsonlAuditSink(log), BrokenSink()], on_sink_error="fail")
+    with pytest.raises(AuditError, match="disk full"):
+        Guard(catalog=fixture_catalog, audit=failing).check("SELECT 1")
+    # the healthy sink still got the event: one broken sink never silences the others
+    assert verify_chain(log).lines == 1
+    warning = Auditor([BrokenSink()], on_sink_error="warn")
+    verdict = Guard(catalog=fixture_catalog, audit=warning).check("SELECT 1")
+    assert verdict.allowed
+    assert "disk full" in caplog.text
+
+
+def test_jsonl_audit_trail_is_verifiable(fixture_catalog: Catalog, tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    with Auditor([JsonlAuditSink(log)]) as auditor:
+        guard = Guard(catalog=fixture_catalog, policy=POLICY, audit=auditor)
+        for sql in ["SELECT * FROM employees", "SELECT email FROM employees", "SELECT 1; SELECT 2"]:
+            guard.check(sql, role="viewer")
+    report = verify_chain(log)
+    assert report.ok and report.lines == 3
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["verdict"] for r in records] == ["allowed", "rejected", "rejected"]
+
+
+def test_check_or_raise_carries_feedback_for_the_model(fixture_catalog: Catalog) -> None:
+    guard = Guard(catalog=fixture_catalog)
+    with pytest.raises(RejectedError) as info:
+        guard.check_or_raise("SELECT nme FROM departments")
+    assert "Did you mean: name?" in info.value.send_to_llm
+    assert guard.check_or_raise("SELECT name FROM departments").allowed
+
+
+def test_policy_needs_a_catalog() -> None:
+    with pytest.raises(ConfigError, match="catalog"):
+        Guard(policy=POLICY)
+
+
+def test_unknown_dialect_and_bad_config() -> None:
+    with pytest.raises(ConfigError, match="dialect"):
+        Guard(dialect="db2")
+    with pytest.raises(ConfigError, match="max_rows"):
+        SafetyConfig(max_rows=0)
+    with pytest.raises(ConfigError, match="unknown safety option"):
+        SafetyConfig.from_mapping({"max_row": 5})
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "cap", "expected"),
+    [
+        ("sqlite", "SELECT name FROM departments", 10, "LIMIT 10"),
+        ("sqlite", "SELECT name FROM departments LIMIT 500", 10, "LIMIT 10"),
+        ("sqlite", "SELECT name FROM departments LIMIT 3", 10, "LIMIT 3"),
+        ("postgres", "SELECT name FROM departments UNION SELECT name FROM projects", 7, "LIMIT 7"),
+        ("mysql", "SELECT name FROM departments LIMIT 2, 50", 5, "LIMIT 5"),
+        ("oracle", "SELECT name FROM departments", 10, "FETCH FIRST 10 ROWS ONLY"),
+        ("oracle", "SELECT name FROM departments FETCH FIRST 3 ROWS ONLY", 10, "FETCH FIRST 3 ROWS"),
+        ("oracle", "SELECT name FROM departments FETCH FIRST 50 PERCENT ROWS ONLY", 10,
+         "FETCH FIRST 10 ROWS ONLY"),
+    ],
+)  # fmt: skip
+def test_row_cap_in_each_dialect(
+    fixture_catalog: Catalog, dialect: str, sql: str, cap: int, expected: str
+) -> None:
+    verdict = check_sql(
+        sql, dialect=dialect, catalog=fixture_catalog, config=SafetyConfig(max_rows=cap)
+    )
+    assert verdict.allowed, verdict.summary()
+    assert verdict.sql is not None and expected in verdict.sql
+
+
+def test_extra_functions_are_allowed_per_dialect(fixture_catalog: Catalog) -> None:
+    sql = "SELECT julianday(hire_date) FROM employees"
+    assert not check_sql(sql, catalog=fixture_catalog).allowed
+    config = SafetyConfig(allowed_functions={"sqlite": ["julianday"]})
+    assert check_sql(sql, catalog=fixture_catalog, config=config).allowed
+    assert not check_sql(sql, dialect="postgres", catalog=fixture_catalog, config=config).allowed
+
+
+def test_comments_never_reach_the_statement_that_runs() -> None:
+    verdict = check_sql("SELECT 1 /* hidden */ -- trailing\n;")
+    assert verdict.allowed and verdict.sql == "SELECT 1"
+
+
+def test_unexpected_internal_failure_is_a_rejection(
+    fixture_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlagent.safety._guard as guard_module
+
+    def explode(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(guard_module, "analyze", explode)
+    sink = MemoryAuditSink()
+    verdict = Guard(catalog=fixture_catalog, audit=sink).check("SELECT name FROM departments")
+    assert not verdict.allowed and "boom" in verdict.violations[0].message
+    assert sink.events[0].verdict == "rejected"
+
+
+@pytest.mark.skipif(
+    not (SHARED / "safety" / "readonly_examples.jsonl").exists(), reason="../shared absent"
+)
+def test_shared_public_examples() -> None:
+    lines = (SHARED / "safety" / "readonly_examples.jsonl").read_text().splitlines()
+    for line in lines:
+        case = json.loads(line)
+        verdict = check_sql(case["sql"], dialect=case["dialect"])
+        assert verdict.allowed == (case["expect"] == "allow"), (case, verdict.summary())
