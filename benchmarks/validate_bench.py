@@ -48,7 +48,8 @@ def main() -> int:
     )
     guards: dict[str, dict[str, Guard]] = {"single_user": {}, "policy": {}}
     for db_id in sorted({i["db_id"] for i in items}):
-        catalog = reflect_catalog(f"sqlite:///{args.data / 'database' / db_id / (db_id + '.sqlite')}")
+        path = args.data / "database" / db_id / f"{db_id}.sqlite"
+        catalog = reflect_catalog(f"sqlite:///{path}")
         guards["single_user"][db_id] = Guard(catalog=catalog)
         guards["policy"][db_id] = Guard(catalog=catalog, policy=admin)
         guards["policy"][db_id].check("SELECT 1")  # build the role's prepared schema once

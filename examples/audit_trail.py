@@ -27,7 +27,8 @@ def main() -> None:
                 print(guard.check(sql).summary())
         report = verify_chain(log)
         print(f"chain ok={report.ok} lines={report.lines} head={report.head[:16]}...")
-        assert report.ok and report.lines == 3
+        assert report.ok
+        assert report.lines == 3
 
         lines = log.read_text().splitlines()
         lines[1] = lines[1].replace('"rejected"', '"allowed"')  # hide the DELETE attempt
@@ -35,7 +36,8 @@ def main() -> None:
         tampered = verify_chain(log)
         for problem in tampered.problems:
             print(f"line {problem.line}: {problem.kind}: {problem.message}")
-        assert not tampered.ok and tampered.problems[0].line == 2
+        assert not tampered.ok
+        assert tampered.problems[0].line == 2
 
 
 if __name__ == "__main__":

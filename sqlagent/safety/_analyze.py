@@ -176,7 +176,8 @@ def analyze(
     ad = analysis_dialect(dialect)
     result = Analysis()
     work = tree.copy()
-    counterpart = {id(c): o for o, c in zip(tree.find_all(exp.Table), work.find_all(exp.Table))}
+    pairs = zip(tree.find_all(exp.Table), work.find_all(exp.Table), strict=True)
+    counterpart = {id(c): o for o, c in pairs}
     originals: dict[int, tuple[str, bool]] = {}
     for ident in work.find_all(exp.Identifier):
         originals[id(ident)] = (ident.this, bool(ident.quoted))
@@ -210,11 +211,15 @@ def analyze(
                     continue
                 resolved[id(table)] = cat
                 original = counterpart.get(id(table))
-                if dialect == "mysql" and access is None and original is not None:
-                    # MySQL servers usually compare table names case-sensitively: the statement
-                    # that runs uses the real spelling (single-user mode runs the user's tree).
-                    if isinstance(original.this, exp.Identifier):
-                        original.this.set("this", cat.name)
+                # MySQL servers usually compare table names case-sensitively: the statement
+                # that runs uses the real spelling (single-user mode runs the user's tree).
+                if (
+                    dialect == "mysql"
+                    and access is None
+                    and original is not None
+                    and isinstance(original.this, exp.Identifier)
+                ):
+                    original.this.set("this", cat.name)
                 stripped[id(table)] = (table.args.get("db"), table.args.get("catalog"))
                 table.set("db", None)
                 table.set("catalog", None)

@@ -33,7 +33,8 @@ def test_allowed_json_contract(demo: tuple[str, str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert {"allowed", "sql", "violations", "tables", "columns"} <= set(data)
-    assert data["allowed"] is True and data["violations"] == []
+    assert data["allowed"] is True
+    assert data["violations"] == []
     assert "'***' AS salary" in data["sql"]
     assert data["tables"] == ["employees"]
     assert data["columns"] == ["employees.first_name", "employees.salary"]
@@ -44,7 +45,8 @@ def test_rejected_json_contract(demo: tuple[str, str]) -> None:
     code, out = run("--db", url, "--policy", policy, "--json", "SELECT emial FROM employees")
     assert code == 1
     data = json.loads(out)
-    assert data["allowed"] is False and data["sql"] is None
+    assert data["allowed"] is False
+    assert data["sql"] is None
     (violation,) = data["violations"]
     assert set(violation) == {"code", "message", "suggestions"}
     assert violation["code"] == "unknown_column"
@@ -74,15 +76,20 @@ def test_every_contract_code_reachable_from_the_cli(demo: tuple[str, str]) -> No
 def test_sql_from_stdin_and_schema_file() -> None:
     schema = str(FIXTURES / "catalog.json")
     code, out = run("--schema", schema, "--json", "-", stdin="SELECT name FROM departments;\n")
-    assert code == 0 and json.loads(out)["sql"] == "SELECT name FROM departments"
+    assert code == 0
+    assert json.loads(out)["sql"] == "SELECT name FROM departments"
 
 
 def test_human_output(demo: tuple[str, str]) -> None:
     url, policy = demo
     code, out = run("--db", url, "--policy", policy, "--role", "analyst", "SELECT * FROM employees")
-    assert code == 0 and "ALLOWED" in out and "masked: employees.salary" in out
+    assert code == 0
+    assert "ALLOWED" in out
+    assert "masked: employees.salary" in out
     code, out = run("--db", url, "DELETE FROM employees")
-    assert code == 1 and "REJECTED" in out and "not_read_only" in out
+    assert code == 1
+    assert "REJECTED" in out
+    assert "not_read_only" in out
 
 
 @pytest.mark.parametrize(
@@ -110,7 +117,8 @@ def test_bad_policy_file_exits_2(demo: tuple[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("default_role: x\nroles: {y: {}}\n")
     code, out = run("--db", url, "--policy", str(bad), "SELECT 1")
-    assert code == 2 and "default_role" in out
+    assert code == 2
+    assert "default_role" in out
 
 
 def test_each_invocation_appends_one_audit_event(demo: tuple[str, str], tmp_path: Path) -> None:
@@ -119,7 +127,8 @@ def test_each_invocation_appends_one_audit_event(demo: tuple[str, str], tmp_path
     for sql in ["SELECT id FROM employees", "SELECT email FROM employees", "DROP TABLE x"]:
         run("--db", url, "--policy", policy, "--audit-log", str(log), sql)
     report = verify_chain(log)
-    assert report.ok and report.lines == 3
+    assert report.ok
+    assert report.lines == 3
 
 
 def test_config_file_and_allow_function(tmp_path: Path) -> None:
@@ -128,7 +137,8 @@ def test_config_file_and_allow_function(tmp_path: Path) -> None:
     config.write_text("safety:\n  max_rows: 5\n  allowed_functions:\n    sqlite: [julianday]\n")
     sql = "SELECT julianday(hire_date) FROM employees"
     code, out = run("--schema", schema, "--config", str(config), "--json", sql)
-    assert code == 0 and json.loads(out)["sql"].endswith("LIMIT 5")
+    assert code == 0
+    assert json.loads(out)["sql"].endswith("LIMIT 5")
     code, _ = run("--schema", schema, sql)
     assert code == 1
     code, _ = run("--schema", schema, "--allow-function", "JULIANDAY", sql)

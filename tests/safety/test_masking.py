@@ -94,19 +94,22 @@ def _check_backend(url: str, dialect: str) -> None:
                 allowed += 1
                 assert verdict.sql is not None
                 for cell in _cells(engine, verdict.sql):
-                    text = str(int(cell)) if isinstance(cell, float) and cell.is_integer() else str(cell)
+                    whole = isinstance(cell, float) and cell.is_integer()
+                    text = str(int(cell)) if whole else str(cell)
                     assert text not in secrets, (role, sql, verdict.sql, cell)
             assert allowed >= 8, f"role {role}: too few queries allowed to prove anything"
         # The masked projection really returns the mask, under the column's own name.
         verdict = guard.check("SELECT first_name, salary FROM employees", role="analyst")
-        assert verdict.allowed and verdict.sql is not None
+        assert verdict.allowed
+        assert verdict.sql is not None
         with engine.connect() as conn:
             result = conn.execute(sa.text(verdict.sql))
             assert list(result.keys()) == ["first_name", "salary"]
             assert {row[1] for row in result} == {"***"}
         # hr sees salaries in clear: the protection above is not an accident of the data.
         verdict = guard.check("SELECT salary FROM employees", role="hr")
-        assert verdict.allowed and verdict.sql is not None
+        assert verdict.allowed
+        assert verdict.sql is not None
         assert all(int(c) > 1000 for c in _cells(engine, verdict.sql))
     finally:
         engine.dispose()
@@ -150,7 +153,8 @@ def test_postgres_identifier_case_rules_match_the_server(demo_on_postgres: str) 
             conn.execute(sa.text('INSERT INTO "Invoice" VALUES (1, 9.5)'))
         guard = Guard(dialect="postgres", catalog=reflect_catalog(engine))
         ok = guard.check('SELECT "Total" FROM "Invoice"')
-        assert ok.allowed and ok.sql is not None
+        assert ok.allowed
+        assert ok.sql is not None
         with engine.connect() as conn:
             assert [tuple(r) for r in conn.execute(sa.text(ok.sql))] == [(9.5,)]
         folded = guard.check("SELECT Total FROM Invoice")

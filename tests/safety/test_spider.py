@@ -23,7 +23,7 @@ from tests.conftest import SPIDER
 
 pytestmark = [
     pytest.mark.spider,
-    pytest.mark.skipif(not (SPIDER / "dev.json").exists(), reason="../shared/data/spider-dev absent"),
+    pytest.mark.skipif(not (SPIDER / "dev.json").exists(), reason="no ../shared/data/spider-dev"),
 ]
 
 ADMIN = Policy.from_mapping({"default_role": "admin", "roles": {"admin": {"tables": {"*": ["*"]}}}})
