@@ -144,13 +144,19 @@ def sqlite_string_fallback(tree: exp.Expr, catalog: Catalog) -> None:
 
 
 def _output_names(scope: Scope) -> list[str]:
-    expr = scope.expression
-    if isinstance(expr, exp.SetOperation):
-        left: exp.Expr = expr
-        while isinstance(left, exp.SetOperation):
-            left = left.left
-        return list(left.named_selects) if isinstance(left, exp.Query) else []
-    return list(expr.named_selects) if isinstance(expr, exp.Query) else []
+    """The column names a scope produces (a set operation's come from its first branch)."""
+    expr: exp.Expr = scope.expression
+    while isinstance(expr, exp.SetOperation):
+        expr = expr.left
+    if isinstance(expr, exp.Lateral):
+        alias = expr.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            return [c.name for c in alias.columns]
+        expr = expr.this
+    if isinstance(expr, exp.Subquery):
+        expr = expr.unnest()
+    names = getattr(expr, "named_selects", None)
+    return list(names) if names else []
 
 
 def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
@@ -362,6 +368,8 @@ class _ColumnChecker:
     # -- checks ------------------------------------------------------------------------------------
     def check_scope(self, scope: Scope) -> None:
         masked_here: set[int] = set()
+        for whole in scope.table_columns:
+            self._check_whole_row(whole)
         for column in scope.columns:
             if id(column) in self.checked or isinstance(column.this, exp.Star):
                 continue
@@ -378,6 +386,23 @@ class _ColumnChecker:
             for name in _masked_alias_refs(scope, masked_here, names):
                 self.misused.append(name)
         self.masked_positions[id(scope.expression)] = masked_here
+
+    def _check_whole_row(self, node: exp.TableColumn) -> None:
+        """``SELECT e FROM employees e``: PostgreSQL returns the whole row as one value."""
+        if id(node) in self.checked:
+            return
+        self.checked.add(id(node))
+        if self.index.dialect != "postgres":
+            self._add(
+                ViolationCode.UNKNOWN_COLUMN,
+                f"Column {node.name} does not exist: a table alias is not a column.",
+            )
+        elif self.access is not None:
+            self._add(
+                ViolationCode.COLUMN_DENIED,
+                f"The whole-row reference {node.name} reads every column of its table; "
+                "select the columns this role may read instead.",
+            )
 
     def _check_qualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
         index, cname, shown = self.index, column.name, self._shown(column)

@@ -187,3 +187,28 @@ def test_shared_public_examples() -> None:
         case = json.loads(line)
         verdict = check_sql(case["sql"], dialect=case["dialect"])
         assert verdict.allowed == (case["expect"] == "allow"), (case, verdict.summary())
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("postgres", "SELECT * FROM employees, LATERAL (SELECT 1 AS x) s"),
+        ("postgres", "SELECT x FROM unnest(ARRAY[1, 2]) AS u(x)"),
+        ("postgres", "SELECT e.id, s.n FROM employees e, LATERAL (SELECT count(*) AS n "
+                     "FROM projects p WHERE p.department_id = e.department_id) s"),
+        ("postgres", "SELECT e FROM employees e"),  # whole-row reference, single-user mode
+        ("oracle", "SELECT level FROM dual CONNECT BY level <= 3"),
+        ("oracle", "SELECT rowid, rownum FROM employees WHERE rownum < 3"),
+        ("mysql", "SELECT 1 FROM DUAL"),
+    ],
+)  # fmt: skip
+def test_derived_sources_and_pseudocolumns_are_grounded(
+    fixture_catalog: Catalog, dialect: str, sql: str
+) -> None:
+    verdict = check_sql(sql, dialect=dialect, catalog=fixture_catalog)
+    assert verdict.allowed, verdict.summary()
+
+
+def test_a_table_alias_is_not_a_column_outside_postgres(fixture_catalog: Catalog) -> None:
+    verdict = check_sql("SELECT e FROM employees e", dialect="sqlite", catalog=fixture_catalog)
+    assert verdict.codes == ("unknown_column",)
