@@ -261,10 +261,19 @@ def analyze(
         return result
 
     # -- columns --------------------------------------------------------------------------------
+    star_selects = frozenset(
+        id(select) for select in work.find_all(exp.Select) if any(p.is_star for p in select.selects)
+    )
     try:
         qualify_tables(work, dialect=ad)
         qualify_columns(
-            work, index.qualify_schema, expand_alias_refs=True, expand_stars=True, dialect=ad
+            work,
+            index.qualify_schema,
+            expand_alias_refs=True,
+            expand_stars=True,
+            # a reference to a column its source lacks stays in place for the checker to classify
+            allow_partial_qualification=True,
+            dialect=ad,
         )
     except SqlglotError as exc:
         result.violations.append(
@@ -277,7 +286,7 @@ def analyze(
         )
         return result
 
-    checker = _ColumnChecker(index, access, resolved, originals, result)
+    checker = _ColumnChecker(index, access, resolved, originals, result, star_selects)
     for scope in traverse_scope(work):
         checker.check_scope(scope)
     checker.report_misuse()
@@ -320,7 +329,9 @@ class _ColumnChecker:
         resolved: Mapping[int, Table | str],
         originals: Mapping[int, tuple[str, bool]],
         result: Analysis,
+        star_selects: frozenset[int] = frozenset(),
     ) -> None:
+        self.star_selects = star_selects
         self.index = index
         self.access = access
         self.resolved = resolved
@@ -417,6 +428,13 @@ class _ColumnChecker:
         if isinstance(source, Scope):
             names = _output_names(source)
             if cname not in names:
+                hidden = self._hidden_behind_star(source, cname, depth=0)
+                if hidden is not None:
+                    self._add(
+                        ViolationCode.COLUMN_DENIED,
+                        f"Column {hidden} is not available to this role.",
+                    )
+                    return
                 self._add(
                     ViolationCode.UNKNOWN_COLUMN,
                     f"Column {shown} is not produced by subquery {column.table}.",
@@ -451,6 +469,29 @@ class _ColumnChecker:
                 self.to_mask.append(column)
                 if label not in self.result.masked:
                     self.result.masked.append(label)
+
+    def _hidden_behind_star(self, source: Scope, cname: str, depth: int) -> str | None:
+        """``x.secret`` where ``x`` is ``SELECT *`` over a table whose ``secret`` is not granted.
+
+        The role's ``*`` never produced the column, so it is denied rather than unknown.
+        """
+        if self.index.visible is None or depth > 32:
+            return None
+        for scope in source.set_operation_scopes or [source]:
+            if id(scope.expression) not in self.star_selects:
+                continue
+            for inner in scope.sources.values():
+                if isinstance(inner, Scope):
+                    found = self._hidden_behind_star(inner, cname, depth + 1)
+                    if found is not None:
+                        return found
+                    continue
+                table = self._table_of(inner)
+                if isinstance(table, Table) and cname in self.index.columns[table.name]:
+                    true = self.index.columns[table.name][cname]
+                    if not self.index.is_visible(table.name, true):
+                        return f"{table.name}.{true}"
+        return None
 
     def _check_unqualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
         # qualify() leaves a column unqualified when no visible source has it, or several do.
@@ -487,6 +528,18 @@ class _ColumnChecker:
                 tuple(f"{a}.{shown}" for a, _ in found),
             )
         else:
+            for _, src in self._sources(scope):
+                hidden = (
+                    self._hidden_behind_star(src, cname, depth=0)
+                    if isinstance(src, Scope)
+                    else None
+                )
+                if hidden is not None:
+                    self._add(
+                        ViolationCode.COLUMN_DENIED,
+                        f"Column {hidden} is not available to this role.",
+                    )
+                    return
             pool: list[str] = []
             for _, src in self._sources(scope):
                 if isinstance(src, Scope):

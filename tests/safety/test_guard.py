@@ -212,3 +212,31 @@ def test_derived_sources_and_pseudocolumns_are_grounded(
 def test_a_table_alias_is_not_a_column_outside_postgres(fixture_catalog: Catalog) -> None:
     verdict = check_sql("SELECT e FROM employees e", dialect="sqlite", catalog=fixture_catalog)
     assert verdict.codes == ("unknown_column",)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT employees.salary FROM employees",
+        "SELECT main.employees.salary FROM employees",
+        "SELECT first_name FROM employees AS payroll WHERE payroll.salary > 1",
+        "SELECT x.national_id FROM (SELECT * FROM employees) x",
+        "SELECT national_id FROM (SELECT * FROM employees) x",
+        "WITH a AS (SELECT * FROM employees), b AS (SELECT * FROM a) SELECT b.email FROM b",
+        "SELECT u.email FROM (SELECT * FROM employees UNION SELECT * FROM employees) u",
+    ],
+)
+def test_hidden_columns_are_denied_however_they_are_reached(
+    fixture_catalog: Catalog, sql: str
+) -> None:
+    verdict = Guard(catalog=fixture_catalog, policy=POLICY).check(sql, role="viewer")
+    assert verdict.codes == ("column_denied",), verdict.summary()
+
+
+def test_suggestions_never_reveal_hidden_columns(fixture_catalog: Catalog) -> None:
+    guard = Guard(catalog=fixture_catalog, policy=POLICY)
+    hidden = guard.check("SELECT e.emial FROM employees e", role="viewer")
+    assert hidden.codes == ("unknown_column",)
+    assert hidden.violations[0].suggestions == ()
+    visible = guard.check("SELECT e.frist_name FROM employees e", role="viewer")
+    assert visible.violations[0].suggestions == ("first_name",)
