@@ -5,6 +5,8 @@ Exit codes everywhere: 0 ok, 1 rejected or failed, 2 usage or configuration erro
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 __all__ = ["main"]
@@ -14,6 +16,9 @@ __all__ = ["main"]
 @click.version_option(package_name="sqlagent")
 def main() -> None:
     """sqlagent: safe text-to-SQL, enforced on the SQL syntax tree."""
+    # sqlglot logs a warning for every statement it cannot parse fully ("falling back to a
+    # Command"); the verdict already says why such SQL is refused, so keep the terminal clean.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 def _register() -> None:

@@ -69,7 +69,7 @@ _WRITE_NODES: dict[type[exp.Expr], str] = {
     exp.Attach: "ATTACH",
     exp.Detach: "DETACH",
     exp.Pragma: "PRAGMA",
-    exp.Command: "a statement sqlglot cannot analyse (parsed as a raw command)",
+    exp.Command: "a command sqlglot cannot analyse",
     exp.Set: "SET",
     exp.SetItem: "SET",
     exp.Transaction: "transaction control",
@@ -95,6 +95,9 @@ _WRITE_NODES: dict[type[exp.Expr], str] = {
 
 
 def _label(node: exp.Expr) -> str:
+    if isinstance(node, exp.Command):
+        keyword = str(node.this or "").upper() or "a command"
+        return f"{keyword} (a command sqlglot cannot analyse)"
     for cls, label in _WRITE_NODES.items():
         if isinstance(node, cls):
             return label
