@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlagent.dialects import resolve_dialect
+from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
 from sqlagent.errors import ConfigError
 
 __all__ = ["SafetyConfig"]
@@ -19,6 +19,9 @@ class SafetyConfig:
     ``allowed_functions`` maps a dialect to extra function names (lower case; dotted for package
     functions such as ``"dbms_random.normal"``) that the user has vetted as side-effect free. They
     extend the built-in allow-list of typed functions; nothing else passes.
+    ``pure_builtins`` also admits each engine's vetted side-effect-free built-ins that sqlglot
+    does not type (SQLite ``date('now', '-1 day')``, MySQL ``NOW()`` ...; see
+    :data:`sqlagent.dialects.PURE_BUILTINS`); set it to ``False`` for typed functions only.
     ``max_rows`` caps every statement's result with an injected LIMIT / FETCH FIRST.
     ``mask_value`` is what a masked column returns.
     """
@@ -26,6 +29,7 @@ class SafetyConfig:
     max_rows: int | None = None
     allowed_functions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     mask_value: str = "***"
+    pure_builtins: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rows is not None and (
@@ -42,11 +46,12 @@ class SafetyConfig:
         object.__setattr__(self, "allowed_functions", normalized)
 
     def functions_for(self, dialect: str) -> frozenset[str]:
-        return self.allowed_functions.get(dialect, frozenset())
+        extra = self.allowed_functions.get(dialect, frozenset())
+        return extra | PURE_BUILTINS[dialect] if self.pure_builtins else extra
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SafetyConfig:
-        unknown = set(data) - {"max_rows", "allowed_functions", "mask_value"}
+        unknown = set(data) - {"max_rows", "allowed_functions", "mask_value", "pure_builtins"}
         if unknown:
             raise ConfigError(f"unknown safety option(s): {', '.join(sorted(unknown))}")
         funcs: Mapping[str, Iterable[str]] = data.get("allowed_functions") or {}
@@ -56,4 +61,5 @@ class SafetyConfig:
             max_rows=data.get("max_rows"),
             allowed_functions={d: frozenset(n) for d, n in funcs.items()},
             mask_value=str(data.get("mask_value", "***")),
+            pure_builtins=bool(data.get("pure_builtins", True)),
         )

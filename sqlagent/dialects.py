@@ -12,6 +12,7 @@ from sqlagent.errors import ConfigError, DialectError
 
 __all__ = [
     "DIALECTS",
+    "PURE_BUILTINS",
     "analysis_dialect",
     "dialect_from_url",
     "is_system_relation",
@@ -101,3 +102,41 @@ def is_system_relation(name: str, db: str | None, dialect: str) -> bool:
     if ldb and ldb in _SYSTEM_SCHEMAS[dialect]:
         return True
     return lname.startswith(_SYSTEM_PREFIXES[dialect]) or lname == "information_schema"
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Pure built-in functions of each engine that sqlglot does not type, so they would otherwise
+#: reach the allow-list as anonymous calls. Admitted only if they have no side effects, read no
+#: files, network, session or server state, take no locks, and never execute SQL text (which is
+#: why PostgreSQL's query_to_xml, MySQL's SLEEP/GET_LOCK/LOAD_FILE, SQLite's load_extension and
+#: every DBMS_*/UTL_* package stay out). Enabled by SafetyConfig(pure_builtins=True), the default.
+PURE_BUILTINS: dict[str, frozenset[str]] = {
+    "sqlite": _names(
+        "date time datetime julianday unixepoch strftime timediff printf format total ifnull iif "
+        "instr substr substring ltrim rtrim trim char unicode hex soundex likely unlikely "
+        "likelihood sign typeof quote concat concat_ws octet_length"
+    ),
+    "postgres": _names(
+        "age make_date make_time make_timestamp make_timestamptz make_interval date_part "
+        "justify_days justify_hours justify_interval to_timestamp to_date every bool_and bool_or "
+        "array_length cardinality ltrim rtrim btrim lpad rpad strpos starts_with chr initcap "
+        "reverse repeat translate regexp_match width_bucket trunc div gcd lcm factorial "
+        "clock_timestamp statement_timestamp transaction_timestamp isfinite date_bin "
+        "quote_literal quote_ident string_to_array array_to_string"
+    ),
+    "mysql": _names(
+        "now sysdate curdate curtime current_date current_time current_timestamp utc_date "
+        "utc_time utc_timestamp unix_timestamp from_unixtime find_in_set field elt locate instr "
+        "lpad rpad char_length character_length datediff date_format timestampdiff timestampadd "
+        "makedate maketime sec_to_time time_to_sec dayofmonth dayofweek dayofyear weekday yearweek "
+        "to_days from_days period_add period_diff str_to_date last_day ifnull isnull strcmp space "
+        "oct bin conv crc32 truncate mid ord"
+    ),
+    "oracle": _names(
+        "trunc last_day instr substr lpad rpad ltrim rtrim initcap regexp_instr regexp_count "
+        "listagg to_timestamp numtodsinterval numtoyminterval mod remainder power nanvl"
+    ),
+}

@@ -48,6 +48,7 @@ def _load_config(
         max_rows=max_rows if max_rows is not None else config.max_rows,
         allowed_functions={d: frozenset(n) for d, n in funcs.items()},
         mask_value=config.mask_value,
+        pure_builtins=config.pure_builtins,
     )
 
 

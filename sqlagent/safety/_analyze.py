@@ -20,7 +20,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify_columns import qualify_columns, quote_identifiers
 from sqlglot.optimizer.qualify_tables import qualify_tables
-from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from sqlagent.catalog import Catalog, Table
@@ -47,17 +47,25 @@ class SchemaIndex:
 
     @classmethod
     def build(
-        cls, catalog: Catalog, dialect: str, visible: Mapping[str, frozenset[str]] | None = None
+        cls,
+        catalog: Catalog,
+        dialect: str,
+        visible: Mapping[str, frozenset[str]] | None = None,
+        *,
+        qualify_all: bool = False,
     ) -> SchemaIndex:
+        """Prepare ``catalog``; ``visible`` (policy mode) limits what qualify() sees unless
+        ``qualify_all`` (the diagnostic view used only to name a violation precisely)."""
         tables = {catalog_key(t.name, dialect): t for t in catalog}
         columns = {
             t.name: {catalog_key(c, dialect): c for c in t.column_names} for t in catalog.tables
         }
         mapping: dict[str, object] = {}
+        limit = None if qualify_all else visible
         for key, table in tables.items():
-            if visible is not None and table.name not in visible:
+            if limit is not None and table.name not in limit:
                 continue
-            allowed = None if visible is None else visible[table.name]
+            allowed = None if limit is None else limit[table.name]
             mapping[key] = {
                 ckey: "UNKNOWN"
                 for ckey, cname in columns[table.name].items()
@@ -160,110 +168,61 @@ def _output_names(scope: Scope) -> list[str]:
 
 
 def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
-    """An unqualified name that refers to one of the scope's output columns, not to a source.
+    """A bare ``ORDER BY name`` naming one of the scope's output columns.
 
-    qualify() already expands alias references in WHERE/GROUP BY/HAVING; what remains are ORDER
-    BY references (of a SELECT, or of a set operation). A name inside the select list itself is
-    never an alias reference, so it must resolve to a source.
+    qualify() expands alias references in WHERE/GROUP BY/HAVING; what remains is ORDER BY. Only
+    a bare name there refers to an output column: inside an expression (``ORDER BY name + 0``)
+    SQLite and PostgreSQL resolve it against the sources, so it must be checked like any column.
     """
-    if column.name not in _output_names(scope):
-        return False
-    node: exp.Expr | None = column
-    while node is not None and node.parent is not scope.expression:
-        node = node.parent
-    return node is not None and node.arg_key == "order"
+    ordered = column.parent
+    order = ordered.parent if isinstance(ordered, exp.Ordered) else None
+    return (
+        isinstance(order, exp.Order)
+        and order.parent is scope.expression
+        and ordered is not None
+        and ordered.this is column
+        and column.name in _output_names(scope)
+    )
+
+
+_ORIG = "sqlagent_orig"  # Identifier.meta: the spelling the user wrote
+_TABLE = "sqlagent_table"  # Table.meta: the catalog table (or _UNGROUNDED) it resolved to
+_DB = "sqlagent_db"  # Table.meta: the db/catalog qualifiers removed for qualify()
+_STAR = "sqlagent_star"  # Select.meta: the select list had a * before expansion
 
 
 def analyze(
-    tree: exp.Expr, index: SchemaIndex, access: Access | None, *, mask_value: str
+    tree: exp.Expr,
+    index: SchemaIndex,
+    access: Access | None,
+    *,
+    mask_value: str,
+    diagnostic: SchemaIndex | None = None,
 ) -> Analysis:
-    """Ground ``tree`` in ``index`` and, with ``access``, enforce the role's grants and masks."""
+    """Ground ``tree`` in ``index`` and, with ``access``, enforce the role's grants and masks.
+
+    In policy mode ``index`` qualifies against the role's visible columns only (so ``*`` expands
+    to granted columns); if sqlglot cannot qualify a statement against that view, the analysis
+    is repeated with ``diagnostic`` (the whole catalog, same grants) purely to name the exact
+    violation. Facts about nodes live in ``node.meta``, which survives qualify()'s rewrites.
+    """
     dialect = index.dialect
     ad = analysis_dialect(dialect)
     result = Analysis()
     work = tree.copy()
-    pairs = zip(tree.find_all(exp.Table), work.find_all(exp.Table), strict=True)
-    counterpart = {id(c): o for o, c in pairs}
-    originals: dict[int, tuple[str, bool]] = {}
     for ident in work.find_all(exp.Identifier):
-        originals[id(ident)] = (ident.this, bool(ident.quoted))
+        ident.meta[_ORIG] = ident.this
+    pairs = zip(tree.find_all(exp.Table), work.find_all(exp.Table), strict=True)
+    counterpart = {id(copied): original for original, copied in pairs}
     normalize_identifiers(work, dialect=ad)
-
-    # -- tables ---------------------------------------------------------------------------------
-    resolved: dict[int, Table | str] = {}
-    stripped: dict[int, tuple[exp.Expr | None, exp.Expr | None]] = {}
-    scopes = traverse_scope(work)
-    for scope in scopes:
-        ctes = _cte_names(scope)
-        for table in scope.tables:
-            if id(table) in resolved or (not table.args.get("db") and table.name in ctes):
-                continue
-            if not isinstance(table.this, exp.Identifier):
-                continue  # table functions are governed by the function allow-list
-            name, db = table.name, table.db or None
-            cat = index.tables.get(name)
-            if cat is not None and (
-                db is None
-                or db in _DEFAULT_SCHEMAS[dialect]
-                or db == catalog_key(cat.schema or "", dialect)
-            ):
-                if not index.is_visible(cat.name):
-                    result.violations.append(
-                        Violation(
-                            ViolationCode.TABLE_DENIED,
-                            f"Table {cat.name} is not available to this role.",
-                        )
-                    )
-                    continue
-                resolved[id(table)] = cat
-                original = counterpart.get(id(table))
-                # MySQL servers usually compare table names case-sensitively: the statement
-                # that runs uses the real spelling (single-user mode runs the user's tree).
-                if (
-                    dialect == "mysql"
-                    and access is None
-                    and original is not None
-                    and isinstance(original.this, exp.Identifier)
-                ):
-                    original.this.set("this", cat.name)
-                stripped[id(table)] = (table.args.get("db"), table.args.get("catalog"))
-                table.set("db", None)
-                table.set("catalog", None)
-                result.touch(cat.name)
-                continue
-            if dialect in ("oracle", "mysql") and db is None and name.lower() == "dual":
-                resolved[id(table)] = _UNGROUNDED
-                continue
-            if is_system_relation(name, db, dialect):
-                full = f"{db}.{name}".lower() if db else name.lower()
-                if access is None or full in access.system or name.lower() in access.system:
-                    resolved[id(table)] = _UNGROUNDED
-                    result.touch(f"{db}.{name}" if db else name)
-                else:
-                    result.violations.append(
-                        Violation(
-                            ViolationCode.TABLE_DENIED,
-                            f"System catalog {table.sql(dialect=ad)} is not available "
-                            "to this role.",
-                        )
-                    )
-                continue
-            known = [t.name for t in index.catalog if index.is_visible(t.name)]
-            shown = table.sql(dialect=ad)
-            suggestions = _suggest(originals.get(id(table.this), (name, False))[0], known)
-            message = f"Table {shown} does not exist."
-            case_twin = [s for s in suggestions if s.lower() == name.lower()]
-            if case_twin and dialect in ("postgres", "oracle"):
-                quoted = exp.to_identifier(case_twin[0], quoted=True).sql(dialect=dialect)
-                message += f" Unquoted names are case-folded; write it quoted: {quoted}."
-            result.violations.append(Violation(ViolationCode.UNKNOWN_TABLE, message, suggestions))
+    _resolve_tables(work, index, access, result, counterpart)
     if result.violations:
         return result
 
     # -- columns --------------------------------------------------------------------------------
-    star_selects = frozenset(
-        id(select) for select in work.find_all(exp.Select) if any(p.is_star for p in select.selects)
-    )
+    for select in work.find_all(exp.Select):
+        if any(p.is_star for p in select.selects):
+            select.meta[_STAR] = True
     try:
         qualify_tables(work, dialect=ad)
         qualify_columns(
@@ -276,20 +235,27 @@ def analyze(
             dialect=ad,
         )
     except SqlglotError as exc:
+        if access is not None and diagnostic is not None:
+            diagnosis = analyze(tree, diagnostic, access, mask_value=mask_value)
+            if diagnosis.violations:
+                diagnosis.output = None
+                return diagnosis
+        code = (
+            ViolationCode.AMBIGUOUS_COLUMN
+            if "mbiguous" in str(exc)
+            else (ViolationCode.UNKNOWN_COLUMN)
+        )
         result.violations.append(
-            Violation(
-                ViolationCode.AMBIGUOUS_COLUMN
-                if "mbiguous" in str(exc)
-                else ViolationCode.UNKNOWN_COLUMN,
-                f"Cannot resolve the columns of this query: {exc}",
-            )
+            Violation(code, f"Cannot resolve the columns of this query: {exc}")
         )
         return result
 
-    checker = _ColumnChecker(index, access, resolved, originals, result, star_selects)
+    checker = _ColumnChecker(index, access, result)
     for scope in traverse_scope(work):
         checker.check_scope(scope)
     checker.report_misuse()
+    if access is not None:
+        _refuse_implicit_joins(work, result)
     if result.violations or access is None:
         return result
 
@@ -297,22 +263,126 @@ def analyze(
     for column in checker.to_mask:
         column.replace(exp.Literal.string(mask_value))
     for node in work.find_all(exp.Table):
-        if id(node) in stripped:
-            db_node, catalog_node = stripped[id(node)]
+        if _DB in node.meta:
+            db_node, catalog_node = node.meta[_DB]
             node.set("db", db_node)
             node.set("catalog", catalog_node)
-        got = resolved.get(id(node))
+        got = node.meta.get(_TABLE)
+        # MySQL compares table names case-sensitively on most servers: use the real spelling.
         if (
             dialect in _CASE_INSENSITIVE
             and isinstance(got, Table)
             and isinstance(node.this, exp.Identifier)
         ):
-            # MySQL compares table names case-sensitively on most servers: use the real spelling.
             node.this.set("this", got.name)
             node.this.set("quoted", False)
-    _restore_labels(work, originals, index)
+    _restore_labels(work, index)
     result.output = quote_identifiers(work, dialect=ad, identify=False)
     return result
+
+
+def _resolve_tables(
+    work: exp.Expr,
+    index: SchemaIndex,
+    access: Access | None,
+    result: Analysis,
+    counterpart: Mapping[int, exp.Table],
+) -> None:
+    """Resolve each table reference: to the catalog, a permitted ungrounded source, or a refusal."""
+    dialect = index.dialect
+    ad = analysis_dialect(dialect)
+    for scope in traverse_scope(work):
+        ctes = _cte_names(scope)
+        for table in scope.tables:
+            if _TABLE in table.meta or (not table.args.get("db") and table.name in ctes):
+                continue
+            if not isinstance(table.this, exp.Identifier):
+                continue  # table functions are governed by the function allow-list
+            name, db = table.name, table.db or None
+            cat = index.tables.get(name)
+            if cat is not None and (
+                db is None
+                or db in _DEFAULT_SCHEMAS[dialect]
+                or db == catalog_key(cat.schema or "", dialect)
+            ):
+                if not index.is_visible(cat.name):
+                    result.violations.append(Violation(
+                        ViolationCode.TABLE_DENIED,
+                        f"Table {cat.name} is not available to this role.",
+                    ))  # fmt: skip
+                    continue
+                table.meta[_TABLE] = cat
+                original = counterpart.get(id(table))
+                # MySQL servers usually compare table names case-sensitively: the statement
+                # that runs uses the real spelling (single-user mode runs the user's tree).
+                if (
+                    dialect == "mysql"
+                    and access is None
+                    and original is not None
+                    and isinstance(original.this, exp.Identifier)
+                ):
+                    original.this.set("this", cat.name)
+                table.meta[_DB] = (table.args.get("db"), table.args.get("catalog"))
+                table.set("db", None)
+                table.set("catalog", None)
+                result.touch(cat.name)
+                continue
+            if dialect in ("oracle", "mysql") and db is None and name.lower() == "dual":
+                table.meta[_TABLE] = _UNGROUNDED
+                continue
+            if is_system_relation(name, db, dialect):
+                full = f"{db}.{name}".lower() if db else name.lower()
+                if access is None or full in access.system or name.lower() in access.system:
+                    table.meta[_TABLE] = _UNGROUNDED
+                    result.touch(f"{db}.{name}" if db else name)
+                else:
+                    result.violations.append(Violation(
+                        ViolationCode.TABLE_DENIED,
+                        f"System catalog {table.sql(dialect=ad)} is not available to this role.",
+                    ))  # fmt: skip
+                continue
+            result.violations.append(_unknown_table(table, index))
+
+
+def _unknown_table(table: exp.Table, index: SchemaIndex) -> Violation:
+    dialect, name = index.dialect, table.name
+    known = [t.name for t in index.catalog if index.is_visible(t.name)]
+    written = table.this.meta.get(_ORIG, name) if isinstance(table.this, exp.Identifier) else name
+    suggestions = _suggest(written, known)
+    message = f"Table {table.sql(dialect=analysis_dialect(dialect))} does not exist."
+    twins = [s for s in suggestions if s.lower() == name.lower()]
+    if twins and dialect in ("postgres", "oracle"):
+        exact = catalog_key(twins[0], dialect)  # the spelling the database itself uses
+        quoted = exp.to_identifier(exact, quoted=True).sql(dialect=dialect)
+        message += f" Names are case-sensitive here; write it as {quoted}."
+    return Violation(ViolationCode.UNKNOWN_TABLE, message, suggestions)
+
+
+def _refuse_implicit_joins(work: exp.Expr, result: Analysis) -> None:
+    """NATURAL joins left unexpanded compare columns the role may not see: refuse them."""
+    for join in work.find_all(exp.Join):
+        if str(join.args.get("method") or "").upper() == "NATURAL":
+            result.violations.append(Violation(
+                ViolationCode.COLUMN_DENIED,
+                "NATURAL JOIN compares every column the tables share, including columns not "
+                "available to this role; join with explicit ON conditions instead.",
+            ))  # fmt: skip
+            return
+
+
+def _visible_sources(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
+    """The sources a column in ``scope`` may name: its own, then enclosing ones where SQL lets a
+    scope see them (correlated subqueries, LATERAL, set-operation branches) — never from a CTE
+    or plain derived-table body."""
+    out: list[tuple[str, exp.Table | Scope]] = []
+    s: Scope | None = scope
+    while s is not None:
+        out.extend(s.sources.items())
+        sees_parent = s.scope_type in (ScopeType.SUBQUERY, ScopeType.UDTF, ScopeType.SET_OPERATION)
+        if not (sees_parent or s.can_be_correlated):
+            break
+        s = s.parent
+    return out
 
 
 class _ColumnChecker:
@@ -322,87 +392,59 @@ class _ColumnChecker:
     a derived table or CTE, the positions of that source's masked outputs are known.
     """
 
-    def __init__(
-        self,
-        index: SchemaIndex,
-        access: Access | None,
-        resolved: Mapping[int, Table | str],
-        originals: Mapping[int, tuple[str, bool]],
-        result: Analysis,
-        star_selects: frozenset[int] = frozenset(),
-    ) -> None:
-        self.star_selects = star_selects
+    def __init__(self, index: SchemaIndex, access: Access | None, result: Analysis) -> None:
         self.index = index
         self.access = access
-        self.resolved = resolved
-        self.originals = originals
         self.result = result
-        self.masked_positions: dict[int, set[int]] = {}  # id(scope.expression) -> output positions
-        self.checked: set[int] = set()
+        self.masked_positions: dict[int, set[int]] = {}  # id(scope.expression) -> positions
         self.misused: list[str] = []
         self.to_mask: list[exp.Column] = []
 
     # -- helpers -----------------------------------------------------------------------------------
     def _table_of(self, node: exp.Table) -> Table | str | None:
-        got = self.resolved.get(id(node))
+        got: Table | str | None = node.meta.get(_TABLE)
         return got if got is not None else self.index.tables.get(node.name)
-
-    @staticmethod
-    def _sources(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
-        out: list[tuple[str, exp.Table | Scope]] = []
-        s: Scope | None = scope
-        while s is not None:  # own sources first, then enclosing scopes (correlation)
-            out.extend(s.sources.items())
-            s = s.parent
-        return out
-
-    def _lookup(self, scope: Scope, alias: str) -> exp.Table | Scope | None:
-        for name, source in self._sources(scope):
-            if name == alias:
-                return source
-        return None
-
-    def _shown(self, column: exp.Column) -> str:
-        return self.originals.get(id(column.this), (column.name, False))[0]
 
     def _add(self, code: ViolationCode, message: str, suggestions: tuple[str, ...] = ()) -> None:
         self.result.violations.append(Violation(code, message, suggestions))
 
-    def _masked_use(self, column: exp.Column, label: str, masked_here: set[int]) -> None:
+    def _denied(self, qualified_name: str) -> None:
+        self._add(
+            ViolationCode.COLUMN_DENIED, f"Column {qualified_name} is not available to this role."
+        )
+
+    def _masked_use(self, column: exp.Column, label: str, masked_here: set[int]) -> bool:
         """A masked value may only be projected as is; anything else would leak it."""
         position = _projection_position(column)
         if position is None:
             self.misused.append(label)
-        else:
-            masked_here.add(position)
+            return False
+        masked_here.add(position)
+        return True
 
     # -- checks ------------------------------------------------------------------------------------
     def check_scope(self, scope: Scope) -> None:
         masked_here: set[int] = set()
-        for whole in scope.table_columns:
-            self._check_whole_row(whole)
-        for column in scope.columns:
-            if id(column) in self.checked or isinstance(column.this, exp.Star):
+        for node in list(scope.walk()):
+            if node is scope.expression:
                 continue
-            self.checked.add(id(column))
-            if column.table:
-                self._check_qualified(scope, column, masked_here)
-            elif not _is_alias_reference(column, scope):
-                self._check_unqualified(scope, column, masked_here)
+            if isinstance(node, exp.TableColumn):
+                self._check_whole_row(node)
+            elif type(node) is exp.Column and not isinstance(node.this, exp.Star):
+                if node.table:
+                    self._check_qualified(scope, node, masked_here)
+                elif not _is_alias_reference(node, scope):
+                    self._check_unqualified(scope, node, masked_here)
         if isinstance(scope.expression, exp.SetOperation):
             for branch in scope.set_operation_scopes:
                 masked_here |= self.masked_positions.get(id(branch.expression), set())
         else:
             names = _output_names(scope)
-            for name in _masked_alias_refs(scope, masked_here, names):
-                self.misused.append(name)
+            self.misused.extend(_masked_alias_refs(scope, masked_here, names))
         self.masked_positions[id(scope.expression)] = masked_here
 
     def _check_whole_row(self, node: exp.TableColumn) -> None:
         """``SELECT e FROM employees e``: PostgreSQL returns the whole row as one value."""
-        if id(node) in self.checked:
-            return
-        self.checked.add(id(node))
         if self.index.dialect != "postgres":
             self._add(
                 ViolationCode.UNKNOWN_COLUMN,
@@ -416,37 +458,44 @@ class _ColumnChecker:
             )
 
     def _check_qualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
-        index, cname, shown = self.index, column.name, self._shown(column)
-        source = self._lookup(scope, column.table)
+        shown = _written(column)
+        sources = _visible_sources(scope)
+        source = next((src for alias, src in sources if alias == column.table), None)
         if source is None:
             self._add(
                 ViolationCode.UNKNOWN_TABLE,
                 f"Table or alias {column.table} is not defined in this query.",
-                _suggest(column.table, [a for a, _ in self._sources(scope)]),
+                _suggest(column.table, [a for a, _ in sources]),
             )
             return
         if isinstance(source, Scope):
-            names = _output_names(source)
-            if cname not in names:
-                hidden = self._hidden_behind_star(source, cname, depth=0)
-                if hidden is not None:
-                    self._add(
-                        ViolationCode.COLUMN_DENIED,
-                        f"Column {hidden} is not available to this role.",
-                    )
-                    return
-                self._add(
-                    ViolationCode.UNKNOWN_COLUMN,
-                    f"Column {shown} is not produced by subquery {column.table}.",
-                    _suggest(shown, names),
-                )
-            elif names.index(cname) in self.masked_positions.get(id(source.expression), set()):
-                self._masked_use(column, f"{column.table}.{shown}", masked_here)
+            self._check_derived(source, column, f"{column.table}.{shown}", masked_here)
             return
         table = self._table_of(source)
-        if not isinstance(table, Table):
-            return  # DUAL or a granted system relation: not grounded
-        true = index.columns[table.name].get(cname)
+        if isinstance(table, Table):
+            self._check_table_column(table, column, masked_here)
+        # else: DUAL or a granted system relation, which is not grounded
+
+    def _check_derived(
+        self, source: Scope, column: exp.Column, label: str, masked_here: set[int]
+    ) -> None:
+        names = _output_names(source)
+        if column.name not in names:
+            hidden = self._hidden_behind_star(source, column.name, depth=0)
+            if hidden is not None:
+                self._denied(hidden)
+                return
+            self._add(
+                ViolationCode.UNKNOWN_COLUMN,
+                f"Column {_written(column)} is not produced by subquery {column.table}.",
+                _suggest(_written(column), names),
+            )
+        elif names.index(column.name) in self.masked_positions.get(id(source.expression), set()):
+            self._masked_use(column, label, masked_here)
+
+    def _check_table_column(self, table: Table, column: exp.Column, masked_here: set[int]) -> None:
+        index, shown = self.index, _written(column)
+        true = index.columns[table.name].get(column.name)
         if true is None:
             self._add(
                 ViolationCode.UNKNOWN_COLUMN,
@@ -455,17 +504,12 @@ class _ColumnChecker:
             )
             return
         if not index.is_visible(table.name, true):
-            self._add(
-                ViolationCode.COLUMN_DENIED,
-                f"Column {table.name}.{true} is not available to this role.",
-            )
+            self._denied(f"{table.name}.{true}")
             return
         self.result.touch(table.name, true)
         if self.access is not None and (table.name, true) in self.access.masked:
             label = f"{table.name}.{true}"
-            before = len(self.misused)
-            self._masked_use(column, label, masked_here)
-            if len(self.misused) == before:
+            if self._masked_use(column, label, masked_here):
                 self.to_mask.append(column)
                 if label not in self.result.masked:
                     self.result.masked.append(label)
@@ -478,7 +522,7 @@ class _ColumnChecker:
         if self.index.visible is None or depth > 32:
             return None
         for scope in source.set_operation_scopes or [source]:
-            if id(scope.expression) not in self.star_selects:
+            if not scope.expression.meta.get(_STAR):
                 continue
             for inner in scope.sources.values():
                 if isinstance(inner, Scope):
@@ -495,64 +539,61 @@ class _ColumnChecker:
 
     def _check_unqualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
         # qualify() leaves a column unqualified when no visible source has it, or several do.
-        index, cname, shown = self.index, column.name, self._shown(column)
-        found: list[tuple[str, Table | None]] = []
-        for alias, src in self._sources(scope):
+        index, cname, shown = self.index, column.name, _written(column)
+        sources = _visible_sources(scope)
+        found: list[tuple[str, Table | Scope | None]] = []
+        for alias, src in sources:
             if isinstance(src, Scope):
                 if cname in _output_names(src):
-                    found.append((alias, None))
+                    found.append((alias, src))
                 continue
             table = self._table_of(src)
             if isinstance(table, Table):
                 if cname in index.columns[table.name]:
                     found.append((alias, table))
             elif table is not None:
-                found.append((alias, None))  # ungrounded source: cannot tell, it may have it
-        if len(found) == 1 and found[0][1] is None:
-            return
-        denied = [
-            t for _, t in found if t is not None
-            and not index.is_visible(t.name, index.columns[t.name][cname])
+                found.append((alias, None))  # ungrounded source: it may have the column
+        visible = [
+            (a, t) for a, t in found
+            if not isinstance(t, Table) or index.is_visible(t.name, index.columns[t.name][cname])
         ]  # fmt: skip
-        if denied and len(denied) == len(found):
-            true = index.columns[denied[0].name][cname]
-            self._add(
-                ViolationCode.COLUMN_DENIED,
-                f"Column {denied[0].name}.{true} is not available to this role.",
-            )
-        elif len(found) > 1:
+        if len(visible) == 1:
+            _, target = visible[0]
+            if isinstance(target, Table):
+                self._check_table_column(target, column, masked_here)
+            elif isinstance(target, Scope):
+                self._check_derived(target, column, shown, masked_here)
+            return
+        if len(visible) > 1:
             self._add(
                 ViolationCode.AMBIGUOUS_COLUMN,
                 f"Column {shown} is ambiguous: it exists in "
-                f"{', '.join(a for a, _ in found)}. Qualify it with a table alias.",
-                tuple(f"{a}.{shown}" for a, _ in found),
+                f"{', '.join(a for a, _ in visible)}. Qualify it with a table alias.",
+                tuple(f"{a}.{shown}" for a, _ in visible),
             )
-        else:
-            for _, src in self._sources(scope):
-                hidden = (
-                    self._hidden_behind_star(src, cname, depth=0)
-                    if isinstance(src, Scope)
-                    else None
-                )
-                if hidden is not None:
-                    self._add(
-                        ViolationCode.COLUMN_DENIED,
-                        f"Column {hidden} is not available to this role.",
-                    )
-                    return
-            pool: list[str] = []
-            for _, src in self._sources(scope):
-                if isinstance(src, Scope):
-                    pool += _output_names(src)
-                else:
-                    table = self._table_of(src)
-                    if isinstance(table, Table):
-                        pool += index.visible_columns(table.name)
-            self._add(
-                ViolationCode.UNKNOWN_COLUMN,
-                f"Column {shown} does not exist in the tables of this query.",
-                _suggest(shown, pool),
-            )
+            return
+        if found:  # only in columns the role may not read
+            table = next(t for _, t in found if isinstance(t, Table))
+            self._denied(f"{table.name}.{index.columns[table.name][cname]}")
+            return
+        for _, src in sources:
+            hidden = self._hidden_behind_star(src, cname, 0) if isinstance(src, Scope) else None
+            if hidden is not None:
+                self._denied(hidden)
+                return
+        pool: list[str] = []
+        for _, src in sources:
+            if isinstance(src, Scope):
+                pool += _output_names(src)
+            else:
+                table = self._table_of(src)
+                if isinstance(table, Table):
+                    pool += index.visible_columns(table.name)
+        self._add(
+            ViolationCode.UNKNOWN_COLUMN,
+            f"Column {shown} does not exist in the tables of this query.",
+            _suggest(shown, pool),
+        )
 
     def report_misuse(self) -> None:
         for name in dict.fromkeys(self.misused):
@@ -562,6 +603,16 @@ class _ColumnChecker:
                 "column, not used in conditions, joins, grouping, ordering, aggregates or "
                 "expressions.",
             )
+
+
+def _written(column: exp.Column) -> str:
+    """The column's name as the user spelled it."""
+    ident = column.this
+    return (
+        str(ident.meta.get(_ORIG, column.name))
+        if isinstance(ident, exp.Identifier)
+        else column.name
+    )
 
 
 def _projection_position(column: exp.Column) -> int | None:
@@ -587,9 +638,7 @@ def _masked_alias_refs(scope: Scope, masked: set[int], names: list[str]) -> list
     ]  # fmt: skip
 
 
-def _restore_labels(
-    work: exp.Expr, originals: Mapping[int, tuple[str, bool]], index: SchemaIndex
-) -> None:
+def _restore_labels(work: exp.Expr, index: SchemaIndex) -> None:
     """Give the outermost projections the labels the user wrote (or the catalog's spelling)."""
     if index.dialect not in _CASE_INSENSITIVE:
         return  # case-sensitive dialects: the normalized label is the one the database reports
@@ -604,13 +653,13 @@ def _restore_labels(
         alias = projection.args.get("alias")
         if not isinstance(alias, exp.Identifier):
             continue
-        if id(alias) in originals:
-            alias.set("this", originals[id(alias)][0])
+        if _ORIG in alias.meta:
+            alias.set("this", alias.meta[_ORIG])
             continue
         inner = projection.this
         if isinstance(inner, exp.Column) and isinstance(inner.this, exp.Identifier):
-            if id(inner.this) in originals:
-                alias.set("this", originals[id(inner.this)][0])
+            if _ORIG in inner.this.meta:
+                alias.set("this", inner.this.meta[_ORIG])
             else:
                 for cols in index.columns.values():
                     if inner.name in cols:

@@ -3,9 +3,12 @@
 A function call passes only when it is one of the typed functions below — functions sqlglot
 understands and that cannot write, touch files or the network, sleep, or read session state — or
 when its name is in the caller's per-dialect allow-list (``SafetyConfig.allowed_functions``).
-Everything else is rejected: anonymous functions (``pg_sleep``, ``load_extension``, ``LOAD_FILE``,
-``dblink``, ``set_config`` ...), dotted package calls (``DBMS_*``, ``UTL_*``) and typed functions
-left off this list on purpose (``NEXT VALUE FOR``, ``READ_CSV``, AI/ML and session functions).
+Each engine's vetted pure built-ins that sqlglot does not type also pass by default
+(:data:`sqlagent.dialects.PURE_BUILTINS`). Everything else is rejected: anonymous functions
+(``pg_sleep``, ``load_extension``, ``LOAD_FILE``, ``dblink``, ``set_config`` ...), dotted package
+calls (``DBMS_*``, ``UTL_*``) and typed functions left off this list on purpose (``NEXT VALUE
+FOR``, ``READ_CSV``, AI/ML and session functions). A few pure package calls are typed by sqlglot
+itself and pass as what they are: Oracle's ``DBMS_RANDOM.VALUE`` is parsed as ``RAND``.
 
 The list is explicit rather than "every typed function minus a deny-list" so that a sqlglot
 upgrade adding new function classes never widens what passes.

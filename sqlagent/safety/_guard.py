@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ def _check(
     index: SchemaIndex | None,
     access: Access | None,
     config: SafetyConfig,
+    diagnostics: Callable[[Access], SchemaIndex] | None = None,
 ) -> Verdict:
     role = access.role if access is not None else None
     mode = "policy" if access is not None else "single_user"
@@ -85,7 +86,8 @@ def _check(
     if index is not None:
         if dialect == "sqlite":
             sqlite_string_fallback(tree, index.catalog)
-        analysis = analyze(tree, index, access, mask_value=config.mask_value)
+        diagnostic = diagnostics(access) if diagnostics is not None and access else None
+        analysis = analyze(tree, index, access, mask_value=config.mask_value, diagnostic=diagnostic)
         tables, columns = tuple(analysis.tables), tuple(analysis.columns)
         masked = tuple(analysis.masked)
         if analysis.violations:
@@ -116,10 +118,11 @@ def _safe_check(
     index: SchemaIndex | None,
     access: Access | None,
     config: SafetyConfig,
+    diagnostics: Callable[[Access], SchemaIndex] | None = None,
 ) -> Verdict:
     # Fail closed: an unexpected failure anywhere in the analysis is a rejection, never a pass.
     try:
-        return _check(sql, dialect, index, access, config)
+        return _check(sql, dialect, index, access, config, diagnostics)
     except RecursionError:
         reason = "The statement is nested too deeply to analyse."
     except Exception as exc:
@@ -166,7 +169,9 @@ class Guard:
     policy: Policy | None = None
     config: SafetyConfig | None = None
     audit: _Emitter | None = None
-    _indexes: dict[str | None, SchemaIndex] = field(default_factory=dict, init=False, repr=False)
+    _indexes: dict[tuple[str | None, bool], SchemaIndex] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _access: dict[str, Access] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -199,10 +204,20 @@ class Guard:
     def _index(self, access: Access | None) -> SchemaIndex | None:
         if self.catalog is None:
             return None
-        key = access.role if access is not None else None
+        key = (access.role if access is not None else None, False)
         if key not in self._indexes:
             visible = access.visible if access is not None else None
             self._indexes[key] = SchemaIndex.build(self.catalog, self.dialect, visible)
+        return self._indexes[key]
+
+    def _diagnostic_index(self, access: Access) -> SchemaIndex:
+        """The whole catalog with ``access``'s grants: used only to name a violation precisely."""
+        assert self.catalog is not None
+        key = (access.role, True)
+        if key not in self._indexes:
+            self._indexes[key] = SchemaIndex.build(
+                self.catalog, self.dialect, access.visible, qualify_all=True
+            )
         return self._indexes[key]
 
     # -- checks ----------------------------------------------------------------------------------
@@ -219,7 +234,9 @@ class Guard:
         start = time.perf_counter()
         assert self.config is not None
         access = self.access(role)
-        verdict = _safe_check(sql, self.dialect, self._index(access), access, self.config)
+        verdict = _safe_check(
+            sql, self.dialect, self._index(access), access, self.config, self._diagnostic_index
+        )
         if self.audit is not None:
             info: dict[str, Any] = dict(extra or {})
             if role is not None and access is not None and role != access.role:

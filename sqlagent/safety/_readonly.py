@@ -48,6 +48,7 @@ _QUERY_NODES: tuple[type[exp.Expr], ...] = (
     exp.Filter, exp.WithinGroup, exp.IgnoreNulls, exp.RespectNulls,
     exp.JSONPath, exp.JSONPathKey, exp.JSONPathRoot, exp.JSONPathSubscript,
     exp.JSONPathWildcard, exp.JSONPathSlice, exp.JSONPathUnion, exp.JSONPathSelector,
+    exp.JSONKeyValue,
     exp.Connect, exp.Prior,
 )  # fmt: skip
 

@@ -134,12 +134,12 @@ def test_each_invocation_appends_one_audit_event(demo: tuple[str, str], tmp_path
 def test_config_file_and_allow_function(tmp_path: Path) -> None:
     schema = str(FIXTURES / "catalog.json")
     config = tmp_path / "sqlagent.yaml"
-    config.write_text("safety:\n  max_rows: 5\n  allowed_functions:\n    sqlite: [julianday]\n")
-    sql = "SELECT julianday(hire_date) FROM employees"
+    config.write_text("safety:\n  max_rows: 5\n  allowed_functions:\n    sqlite: [business_days]\n")
+    sql = "SELECT business_days(hire_date) FROM employees"
     code, out = run("--schema", schema, "--config", str(config), "--json", sql)
     assert code == 0
     assert json.loads(out)["sql"].endswith("LIMIT 5")
     code, _ = run("--schema", schema, sql)
     assert code == 1
-    code, _ = run("--schema", schema, "--allow-function", "JULIANDAY", sql)
+    code, _ = run("--schema", schema, "--allow-function", "BUSINESS_DAYS", sql)
     assert code == 0

@@ -149,11 +149,46 @@ def test_row_cap_in_each_dialect(
 
 
 def test_extra_functions_are_allowed_per_dialect(fixture_catalog: Catalog) -> None:
-    sql = "SELECT julianday(hire_date) FROM employees"
+    sql = "SELECT business_days(hire_date) FROM employees"
     assert not check_sql(sql, catalog=fixture_catalog).allowed
-    config = SafetyConfig(allowed_functions={"sqlite": ["julianday"]})
+    config = SafetyConfig(allowed_functions={"sqlite": ["business_days"]})
     assert check_sql(sql, catalog=fixture_catalog, config=config).allowed
     assert not check_sql(sql, dialect="postgres", catalog=fixture_catalog, config=config).allowed
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("sqlite", "SELECT julianday('now') - julianday(hire_date) FROM employees"),
+        ("sqlite", "SELECT first_name FROM employees WHERE hire_date > date('now', '-1 year')"),
+        ("mysql", "SELECT first_name FROM employees WHERE hire_date > NOW() - INTERVAL 1 YEAR"),
+        ("postgres", "SELECT age(CAST(hire_date AS DATE)) FROM employees"),
+        ("oracle", "SELECT NUMTODSINTERVAL(1, 'DAY') FROM dual"),
+    ],
+)
+def test_pure_engine_builtins_pass_unless_switched_off(
+    fixture_catalog: Catalog, dialect: str, sql: str
+) -> None:
+    assert check_sql(sql, dialect=dialect, catalog=fixture_catalog).allowed
+    strict = SafetyConfig(pure_builtins=False)
+    verdict = check_sql(sql, dialect=dialect, catalog=fixture_catalog, config=strict)
+    assert verdict.codes == ("forbidden_function",)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("postgres", "SELECT query_to_xml('select * from payroll', true, true, '')"),
+        ("postgres", "SELECT current_setting('data_directory')"),
+        ("mysql", "SELECT SLEEP(5)"),
+        ("mysql", "SELECT GET_LOCK('x', 10)"),
+        ("sqlite", "SELECT load_extension('/tmp/evil.so')"),
+        ("sqlite", "SELECT randomblob(1000000000)"),
+        ("oracle", "SELECT SYS_CONTEXT('USERENV', 'SESSION_USER') FROM dual"),
+    ],
+)
+def test_dangerous_builtins_stay_forbidden(dialect: str, sql: str) -> None:
+    assert check_sql(sql, dialect=dialect).codes == ("forbidden_function",)
 
 
 def test_comments_never_reach_the_statement_that_runs() -> None:
