@@ -275,3 +275,30 @@ def test_suggestions_never_reveal_hidden_columns(fixture_catalog: Catalog) -> No
     assert hidden.violations[0].suggestions == ()
     visible = guard.check("SELECT e.frist_name FROM employees e", role="viewer")
     assert visible.violations[0].suggestions == ("first_name",)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "label"),
+    [
+        ("sqlite", "SELECT e.first_name FROM employees e JOIN departments d USING (id)",
+         "first_name"),
+        ("mysql", "SELECT e.title FROM employees e JOIN projects p USING (department_id)", "title"),
+    ],
+)  # fmt: skip
+def test_rewritten_labels_are_stable(
+    fixture_catalog: Catalog, dialect: str, sql: str, label: str
+) -> None:
+    admin = Policy.from_mapping({"default_role": "a", "roles": {"a": {"tables": {"*": ["*"]}}}})
+    guard = Guard(dialect=dialect, catalog=fixture_catalog, policy=admin)
+    outputs = {guard.check(sql).sql for _ in range(30)}
+    assert len(outputs) == 1
+    (out,) = outputs
+    assert out is not None
+    assert out.split(" FROM ")[0].endswith(f"AS {label}")
+
+
+def test_oracle_case_hint_names_the_real_spelling(fixture_catalog: Catalog) -> None:
+    verdict = check_sql('SELECT "first_name" FROM "employees"', dialect="oracle",
+                        catalog=fixture_catalog)  # fmt: skip
+    assert verdict.codes == ("unknown_table",)
+    assert '"EMPLOYEES"' in verdict.violations[0].message
