@@ -24,7 +24,7 @@ from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from sqlagent.catalog import Catalog, Table
-from sqlagent.dialects import analysis_dialect, catalog_key, is_system_relation
+from sqlagent.dialects import RESERVED_WORDS, analysis_dialect, catalog_key, is_system_relation
 from sqlagent.safety._policy import Access
 from sqlagent.types import Violation, ViolationCode
 
@@ -277,8 +277,17 @@ def analyze(
             node.this.set("this", got.name)
             node.this.set("quoted", False)
     _restore_labels(work, index)
-    result.output = quote_identifiers(work, dialect=ad, identify=False)
+    result.output = _quote_keywords(quote_identifiers(work, dialect=ad, identify=False))
     return result
+
+
+def _quote_keywords(tree: exp.Expr) -> exp.Expr:
+    """Quote identifiers that are reserved words (a table called ``order``), which the generator
+    would otherwise print bare. Quoting a normalized name never changes what it refers to."""
+    for ident in tree.find_all(exp.Identifier):
+        if not ident.quoted and ident.this.upper() in RESERVED_WORDS:
+            ident.set("quoted", True)
+    return tree
 
 
 def _resolve_tables(
@@ -428,7 +437,9 @@ class _ColumnChecker:
         for node in list(scope.walk()):
             if node is scope.expression:
                 continue
-            if isinstance(node, exp.TableColumn):
+            if isinstance(node, exp.Star):
+                self._check_star(scope, node)
+            elif isinstance(node, exp.TableColumn):
                 self._check_whole_row(node)
             elif type(node) is exp.Column and not isinstance(node.this, exp.Star):
                 if node.table:
@@ -442,6 +453,29 @@ class _ColumnChecker:
             names = _output_names(scope)
             self.misused.extend(_masked_alias_refs(scope, masked_here, names))
         self.masked_positions[id(scope.expression)] = masked_here
+
+    def _check_star(self, scope: Scope, star: exp.Star) -> None:
+        """In policy mode every ``*`` over a table must have been expanded to granted columns.
+
+        What may remain: ``COUNT(*)``, and ``*`` / ``t.*`` in a select list over derived tables
+        or CTEs, whose columns were themselves checked. Anything else fails closed.
+        """
+        if self.access is None or isinstance(star.parent, exp.Count):
+            return
+        node: exp.Expr = star
+        if isinstance(star.parent, exp.Column):
+            node = star.parent
+            source = dict(_visible_sources(scope)).get(node.table)
+            derived_only = isinstance(source, Scope)
+        else:
+            sources = list(scope.sources.values())
+            derived_only = bool(sources) and all(isinstance(s, Scope) for s in sources)
+        in_select_list = node.parent is scope.expression and node.arg_key == "expressions"
+        if not (derived_only and in_select_list):
+            self._add(
+                ViolationCode.COLUMN_DENIED,
+                "A * could not be expanded to the columns this role may read; list the columns.",
+            )
 
     def _check_whole_row(self, node: exp.TableColumn) -> None:
         """``SELECT e FROM employees e``: PostgreSQL returns the whole row as one value."""
