@@ -24,14 +24,22 @@ class SafetyConfig:
     :data:`sqlagent.dialects.PURE_BUILTINS`); set it to ``False`` for typed functions only.
     ``max_rows`` caps every statement's result with an injected LIMIT / FETCH FIRST.
     ``mask_value`` is what a masked column returns.
+    ``max_sql_chars`` and ``max_nesting`` bound the input the validator will analyse (analysis
+    time grows faster than linearly with size); larger statements are refused as parse errors.
     """
 
     max_rows: int | None = None
     allowed_functions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     mask_value: str = "***"
     pure_builtins: bool = True
+    max_sql_chars: int | None = 20_000
+    max_nesting: int | None = 64
 
     def __post_init__(self) -> None:
+        for name in ("max_sql_chars", "max_nesting"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
         if self.max_rows is not None and (
             not isinstance(self.max_rows, int)
             or isinstance(self.max_rows, bool)
@@ -51,7 +59,9 @@ class SafetyConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SafetyConfig:
-        unknown = set(data) - {"max_rows", "allowed_functions", "mask_value", "pure_builtins"}
+        known = {"max_rows", "allowed_functions", "mask_value", "pure_builtins", "max_sql_chars",
+                 "max_nesting"}  # fmt: skip
+        unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown safety option(s): {', '.join(sorted(unknown))}")
         funcs: Mapping[str, Iterable[str]] = data.get("allowed_functions") or {}
@@ -62,4 +72,6 @@ class SafetyConfig:
             allowed_functions={d: frozenset(n) for d, n in funcs.items()},
             mask_value=str(data.get("mask_value", "***")),
             pure_builtins=bool(data.get("pure_builtins", True)),
+            max_sql_chars=data.get("max_sql_chars", 20_000),
+            max_nesting=data.get("max_nesting", 64),
         )

@@ -49,6 +49,8 @@ def _load_config(
         allowed_functions={d: frozenset(n) for d, n in funcs.items()},
         mask_value=config.mask_value,
         pure_builtins=config.pure_builtins,
+        max_sql_chars=config.max_sql_chars,
+        max_nesting=config.max_nesting,
     )
 
 

@@ -102,7 +102,7 @@ class Analysis:
 
 # A source that is not in the catalog but may be read: DUAL, or a system relation the policy
 # names explicitly (or any system relation in single-user mode). Its columns are not grounded.
-_UNGROUNDED = "ungrounded"
+_UNGROUNDED = "\x00ungrounded"  # never a table name
 
 
 def _suggest(word: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...]:
@@ -186,7 +186,7 @@ def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
 
 
 _ORIG = "sqlagent_orig"  # Identifier.meta: the spelling the user wrote
-_TABLE = "sqlagent_table"  # Table.meta: the catalog table (or _UNGROUNDED) it resolved to
+_TABLE = "sqlagent_table"  # Table.meta: name of the catalog table (or _UNGROUNDED) it reads
 _DB = "sqlagent_db"  # Table.meta: the db/catalog qualifiers removed for qualify()
 _STAR = "sqlagent_star"  # Select.meta: the select list had a * before expansion
 
@@ -271,10 +271,11 @@ def analyze(
         # MySQL compares table names case-sensitively on most servers: use the real spelling.
         if (
             dialect in _CASE_INSENSITIVE
-            and isinstance(got, Table)
+            and got is not None
+            and got != _UNGROUNDED
             and isinstance(node.this, exp.Identifier)
         ):
-            node.this.set("this", got.name)
+            node.this.set("this", got)
             node.this.set("quoted", False)
     _restore_labels(work, index)
     result.output = _quote_keywords(quote_identifiers(work, dialect=ad, identify=False))
@@ -320,7 +321,7 @@ def _resolve_tables(
                         f"Table {cat.name} is not available to this role.",
                     ))  # fmt: skip
                     continue
-                table.meta[_TABLE] = cat
+                table.meta[_TABLE] = cat.name  # a name: meta is copied with the tree
                 original = counterpart.get(id(table))
                 # MySQL servers usually compare table names case-sensitively: the statement
                 # that runs uses the real spelling (single-user mode runs the user's tree).
@@ -411,8 +412,10 @@ class _ColumnChecker:
 
     # -- helpers -----------------------------------------------------------------------------------
     def _table_of(self, node: exp.Table) -> Table | str | None:
-        got: Table | str | None = node.meta.get(_TABLE)
-        return got if got is not None else self.index.tables.get(node.name)
+        got: str | None = node.meta.get(_TABLE)
+        if got is None:
+            return self.index.tables.get(node.name)
+        return got if got == _UNGROUNDED else self.index.catalog.table(got)
 
     def _add(self, code: ViolationCode, message: str, suggestions: tuple[str, ...] = ()) -> None:
         self.result.violations.append(Violation(code, message, suggestions))

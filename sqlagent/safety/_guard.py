@@ -69,7 +69,9 @@ def _check(
 ) -> Verdict:
     role = access.role if access is not None else None
     mode = "policy" if access is not None else "single_user"
-    parsed = parse_one_statement(sql, dialect)
+    parsed = parse_one_statement(
+        sql, dialect, max_chars=config.max_sql_chars, max_depth=config.max_nesting
+    )
     if parsed.tree is None:
         return _reject(sql, dialect, list(parsed.violations), role, mode)
     tree = parsed.tree
@@ -100,7 +102,16 @@ def _check(
     if config.max_rows is not None:
         output = apply_row_cap(output, config.max_rows)
     try:
-        final = output.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE)
+        final = _render(output, dialect)
+        # What is judged is what runs: the rendered text must parse back to one read-only
+        # statement that renders to exactly the same text (a fixed point of parse and render).
+        again = parse_one_statement(final, dialect)
+        if (
+            again.tree is None
+            or check_read_only(again.tree, ctx)
+            or _render(again.tree, dialect) != final
+        ):
+            raise SqlglotError("the rendered SQL does not parse back to the validated statement")
     except SqlglotError as exc:
         return _reject(sql, dialect, [Violation(
             ViolationCode.PARSE_ERROR,
@@ -110,6 +121,12 @@ def _check(
         allowed=True, sql=final, original_sql=sql, dialect=dialect, tables=tables,
         columns=columns, masked_columns=masked, role=role, policy_mode=mode,
     )  # fmt: skip
+
+
+def _render(tree: exp.Expr, dialect: str) -> str:
+    # copy=False: the generator may transform the tree in place; every tree rendered here is
+    # discarded afterwards, and copying large trees dominated validation time.
+    return tree.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE, copy=False)
 
 
 def _safe_check(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
+from sqlglot.errors import ErrorLevel
+from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlagent.dialects import analysis_dialect
 from sqlagent.types import Violation, ViolationCode
@@ -20,46 +20,73 @@ class Parsed:
     violations: tuple[Violation, ...] = ()
 
 
-def _executable_comment(sql: str, dialect: str) -> Violation | None:
+def _fail(code: ViolationCode, message: str) -> Parsed:
+    return Parsed(None, (Violation(code, message),))
+
+
+def _executable_comment(tokens: list[Token]) -> bool:
     # MySQL and MariaDB run the body of /*! ... */ and /*M! ... */ comments as SQL, so text that
     # every parser treats as a comment can carry a second statement. Reject them everywhere.
-    for token in analysis_dialect(dialect).tokenize(sql):
+    for token in tokens:
         for comment in token.comments:
             body = comment.lstrip()
             if body.startswith("!") or body[:2].upper() == "M!":
-                return Violation(
-                    ViolationCode.NOT_READ_ONLY,
-                    "MySQL executable comments (/*! ... */) are not allowed: "
-                    "their body runs as SQL.",
-                )
-    return None
+                return True
+    return False
 
 
-def parse_one_statement(sql: str, dialect: str) -> Parsed:
-    """Parse ``sql``: exactly one statement (comments and one trailing ``;`` are fine)."""
+def _depth(tokens: list[Token]) -> int:
+    depth = deepest = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+    return deepest
+
+
+def parse_one_statement(
+    sql: str, dialect: str, *, max_chars: int | None = None, max_depth: int | None = None
+) -> Parsed:
+    """Parse ``sql``: exactly one statement (comments and one trailing ``;`` are fine).
+
+    ``max_chars`` and ``max_depth`` (parenthesis nesting) bound the work spent on one input before
+    parsing starts: analysis time grows faster than linearly with statement size.
+    """
     if not sql.strip():
-        return Parsed(None, (Violation(ViolationCode.PARSE_ERROR, "The SQL is empty."),))
+        return _fail(ViolationCode.PARSE_ERROR, "The SQL is empty.")
+    if max_chars is not None and len(sql) > max_chars:
+        return _fail(
+            ViolationCode.PARSE_ERROR,
+            f"The SQL is {len(sql):,} characters long; the limit is {max_chars:,}.",
+        )
+    sqlglot_dialect = analysis_dialect(dialect)
     try:
-        executable = _executable_comment(sql, dialect)
-        if executable is not None:
-            return Parsed(None, (executable,))
-        statements = sqlglot.parse(sql, read=dialect, error_level=ErrorLevel.IMMEDIATE)
-    except (ParseError, TokenError) as exc:
+        tokens = sqlglot_dialect.tokenize(sql)
+        if _executable_comment(tokens):
+            return _fail(
+                ViolationCode.NOT_READ_ONLY,
+                "MySQL executable comments (/*! ... */) are not allowed: their body runs as SQL.",
+            )
+        if max_depth is not None and _depth(tokens) > max_depth:
+            return _fail(
+                ViolationCode.PARSE_ERROR,
+                f"The SQL nests parentheses more than {max_depth} levels deep.",
+            )
+        parser = sqlglot_dialect.parser(error_level=ErrorLevel.IMMEDIATE)
+        statements = parser.parse(tokens, sql)
+    except RecursionError:
+        return _fail(ViolationCode.PARSE_ERROR, "The SQL is nested too deeply to parse.")
+    except Exception as exc:  # ParseError, TokenError, and the parser's own internal errors
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Parsed(None, (Violation(ViolationCode.PARSE_ERROR, f"Invalid SQL: {message}"),))
-    except SqlglotError as exc:
-        return Parsed(None, (Violation(ViolationCode.PARSE_ERROR, f"Invalid SQL: {exc}"),))
+        return _fail(ViolationCode.PARSE_ERROR, f"Invalid SQL: {message}")
     trees = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
     if not trees:
-        return Parsed(None, (Violation(ViolationCode.PARSE_ERROR, "No SQL statement found."),))
+        return _fail(ViolationCode.PARSE_ERROR, "No SQL statement found.")
     if len(trees) > 1:
-        return Parsed(
-            None,
-            (
-                Violation(
-                    ViolationCode.MULTIPLE_STATEMENTS,
-                    f"Found {len(trees)} statements; exactly one SELECT statement is allowed.",
-                ),
-            ),
+        return _fail(
+            ViolationCode.MULTIPLE_STATEMENTS,
+            f"Found {len(trees)} statements; exactly one SELECT statement is allowed.",
         )
     return Parsed(trees[0])

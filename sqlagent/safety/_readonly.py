@@ -115,6 +115,17 @@ def root_is_query(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
         )
 
 
+def selects_are_complete(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+    """Every SELECT names what it returns, and ``SELECT *`` reads from something."""
+    for select in tree.find_all(exp.Select):
+        if not select.expressions:
+            yield Violation(ViolationCode.PARSE_ERROR, "A SELECT must list what it returns.")
+            return
+        if not select.args.get("from_") and any(p.is_star for p in select.expressions):
+            yield Violation(ViolationCode.PARSE_ERROR, "SELECT * needs a FROM clause.")
+            return
+
+
 def nodes_are_read_only(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
     """Every node anywhere in the tree must belong to a read-only query."""
     seen: set[str] = set()
@@ -164,7 +175,12 @@ def _is_dotted(node: exp.Func) -> bool:
 
 
 #: The read-only rules, in order.
-RULES: tuple[Rule, ...] = (root_is_query, nodes_are_read_only, functions_are_allowed)
+RULES: tuple[Rule, ...] = (
+    root_is_query,
+    nodes_are_read_only,
+    functions_are_allowed,
+    selects_are_complete,
+)
 
 
 def check_read_only(tree: exp.Expr, ctx: RuleContext) -> list[Violation]:

@@ -302,3 +302,29 @@ def test_oracle_case_hint_names_the_real_spelling(fixture_catalog: Catalog) -> N
                         catalog=fixture_catalog)  # fmt: skip
     assert verdict.codes == ("unknown_table",)
     assert '"EMPLOYEES"' in verdict.violations[0].message
+
+
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("SELECT 1 . FROM & 1", "parse back"),  # renders as text that means something else
+        ("SELECT 1 .x", "parse back"),
+        ("SELECT ->> 1", "Invalid SQL"),  # the parser's own internal error
+        ("SELECT", "must list"),
+        ("SELECT *", "FROM clause"),
+        ("SELECT " + "(" * 65 + "1" + ")" * 65, "levels deep"),
+        ("SELECT 1 FROM t WHERE " + " AND ".join(["a = 1"] * 3000), "characters long"),
+    ],
+)
+def test_inputs_that_cannot_be_judged_faithfully_are_refused(sql: str, fragment: str) -> None:
+    verdict = check_sql(sql)
+    assert verdict.codes == ("parse_error",)
+    assert fragment in verdict.violations[0].message
+
+
+def test_input_limits_are_configurable() -> None:
+    deep = "SELECT " + "(" * 70 + "1" + ")" * 70
+    assert check_sql(deep, config=SafetyConfig(max_nesting=100)).allowed
+    assert check_sql(deep, config=SafetyConfig(max_nesting=None)).allowed
+    with pytest.raises(ConfigError, match="max_nesting"):
+        SafetyConfig(max_nesting=0)

@@ -242,6 +242,9 @@ def test_smuggled_writes_are_never_allowed(dialect: str, smuggled: Smuggled, mod
 @pytest.mark.parametrize("dialect", DIALECTS)
 @SETTINGS
 @given(sql=token_soup() | mutated_queries("sqlite"))
+# A dot after a number is kept as ``Dot(1, FROM)`` and regenerated as ``1.FROM``, which no parser
+# (sqlglot's included) reads back as the tree that was judged.
+@example(sql="SELECT 1 . FROM & 1")
 def test_noise_with_write_nodes_is_never_allowed(dialect: str, sql: str) -> None:
     verdict = check(sql, dialect)
     if _parsed_write_nodes(sql, dialect):
