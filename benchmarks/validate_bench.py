@@ -50,8 +50,9 @@ def main() -> int:
     for db_id in sorted({i["db_id"] for i in items}):
         path = args.data / "database" / db_id / f"{db_id}.sqlite"
         catalog = reflect_catalog(f"sqlite:///{path}")
-        guards["single_user"][db_id] = Guard(catalog=catalog)
-        guards["policy"][db_id] = Guard(catalog=catalog, policy=admin)
+        # audit=None: the figure is the judgement itself (sinks are measured by their own tests)
+        guards["single_user"][db_id] = Guard(catalog=catalog, audit=None)
+        guards["policy"][db_id] = Guard(catalog=catalog, policy=admin, audit=None)
         guards["policy"][db_id].check("SELECT 1")  # build the role's prepared schema once
 
     results: dict[str, list[float]] = {}

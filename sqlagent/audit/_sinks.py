@@ -151,6 +151,8 @@ class LoggingAuditSink:
         self.level = level
 
     def emit(self, event: AuditEvent) -> None:
+        if not self.logger.isEnabledFor(self.level):
+            return  # the application's logging configuration drops it: skip the serialization
         data = event.to_dict()
         self.logger.log(
             self.level,

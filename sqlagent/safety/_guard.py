@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from sqlagent.audit._events import AuditEvent
+from sqlagent.audit._sinks import LoggingAuditSink
 from sqlagent.catalog import Catalog
 from sqlagent.config import SafetyConfig
 from sqlagent.dialects import resolve_dialect
@@ -159,15 +160,14 @@ def check_sql(
     role: str | None = None,
     config: SafetyConfig | None = None,
 ) -> Verdict:
-    """Judge one statement without auditing it (for callers that audit themselves).
+    """Judge one statement, audited on the ``sqlagent.audit`` logger like every decision.
 
     With a ``catalog`` every table and column is grounded; with a ``policy`` (which needs a
     catalog) the role's grants and masks are enforced and the statement rewritten. For repeated
-    checks use :class:`Guard`, which caches the prepared catalog per role.
+    checks, or other audit sinks, use :class:`Guard`, which caches the prepared catalog per role.
     """
-    return Guard(dialect=dialect, catalog=catalog, policy=policy, config=config, audit=None).check(
-        sql, role=role
-    )
+    guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config)
+    return guard.check(sql, role=role)
 
 
 @dataclass
@@ -176,16 +176,17 @@ class Guard:
 
     Every call to :meth:`check` emits exactly one :class:`~sqlagent.audit.AuditEvent` to
     ``audit`` (any object with ``emit(event)``: a sink or an ``Auditor``), allowed or rejected.
-    ``audit=None`` disables auditing; the CLI and the agent always pass one. Without a policy the
-    guard runs in single-user mode: everything the read-only rules (and grounding, with a
-    catalog) allow passes, and each event says ``policy_mode="single_user"``.
+    The default sink is the ``sqlagent.audit`` logger. ``audit=None`` turns auditing off and is
+    meant only for callers that record the decision themselves (one event per request).
+    Without a policy the guard runs in single-user mode: everything the read-only rules (and
+    grounding, with a catalog) allow passes, and each event says ``policy_mode="single_user"``.
     """
 
     dialect: str = "sqlite"
     catalog: Catalog | None = None
     policy: Policy | None = None
     config: SafetyConfig | None = None
-    audit: _Emitter | None = None
+    audit: _Emitter | None = field(default_factory=LoggingAuditSink)
     _indexes: dict[tuple[str | None, bool], SchemaIndex] = field(
         default_factory=dict, init=False, repr=False
     )

@@ -328,3 +328,13 @@ def test_input_limits_are_configurable() -> None:
     assert check_sql(deep, config=SafetyConfig(max_nesting=None)).allowed
     with pytest.raises(ConfigError, match="max_nesting"):
         SafetyConfig(max_nesting=0)
+
+
+def test_every_public_decision_is_audited_by_default(
+    fixture_catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="sqlagent.audit")
+    check_sql("SELECT name FROM departments", catalog=fixture_catalog)
+    Guard(catalog=fixture_catalog).check("DELETE FROM departments")
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sqlagent.audit"]
+    assert [e["verdict"] for e in events] == ["allowed", "rejected"]
