@@ -12,6 +12,7 @@ it is explicitly bound to the source that was checked, so what was authorized is
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -676,14 +677,28 @@ def _masked_alias_refs(scope: Scope, masked: set[int], names: list[str]) -> list
 
 
 def _restore_labels(work: exp.Expr, index: SchemaIndex) -> None:
-    """Give the outermost projections the labels the user wrote (or the catalog's spelling)."""
-    if index.dialect not in _CASE_INSENSITIVE:
-        return  # case-sensitive dialects: the normalized label is the one the database reports
+    """Give the outermost projections the labels the user wrote (or the catalog's spelling).
+
+    qualify() names unaliased expressions ``_col_0``, ``_col_1`` ...; at the outermost level the
+    alias is dropped again (unless something refers to it) so the database labels the column as
+    it would have for the user's own statement.
+    """
     root: exp.Expr = work
     while isinstance(root, exp.SetOperation):
         root = root.left
     if not isinstance(root, exp.Select):
         return
+    for projection in list(root.expressions):
+        alias = projection.args.get("alias") if isinstance(projection, exp.Alias) else None
+        if (
+            isinstance(alias, exp.Identifier)
+            and _ORIG not in alias.meta
+            and re.fullmatch(r"_col_\d+", alias.name, re.IGNORECASE)
+            and sum(1 for i in work.find_all(exp.Identifier) if i.name == alias.name) == 1
+        ):
+            projection.replace(projection.this)
+    if index.dialect not in _CASE_INSENSITIVE:
+        return  # case-sensitive dialects: the normalized label is the one the database reports
     for projection in root.expressions:
         if not isinstance(projection, exp.Alias):
             continue
