@@ -12,10 +12,14 @@ from sqlagent.errors import (
     CatalogError,
     ConfigError,
     DialectError,
+    ExecutionError,
     PolicyError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
     RejectedError,
     SqlAgentError,
 )
+from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.safety import Access, Guard, Policy, check_sql
 from sqlagent.types import Verdict, Violation, ViolationCode
 
@@ -27,10 +31,15 @@ __all__ = [
     "Column",
     "ConfigError",
     "DialectError",
+    "ExecutionError",
+    "ExecutionResult",
     "ForeignKey",
     "Guard",
     "Policy",
     "PolicyError",
+    "QueryTimeoutError",
+    "ReadOnlyExecutor",
+    "ReadOnlyViolationError",
     "RejectedError",
     "SafetyConfig",
     "SqlAgentError",

@@ -10,7 +10,10 @@ catch the whole family at once and the CLI can turn each branch into a clean mes
     │   ├── CatalogError       a schema file or database that cannot be read as a catalog
     │   └── DialectError       an unsupported SQL dialect name
     ├── RejectedError          SQL refused by the safety core; carries the Verdict
-    └── AuditError             an audit sink failed while ``on_sink_error="fail"``
+    ├── AuditError             an audit sink failed while ``on_sink_error="fail"``
+    └── ExecutionError         a statement failed on the database; carries the database's message
+        ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
+        └── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
 
 A rejection is normally *returned* as a :class:`~sqlagent.types.Verdict`, not raised:
 :class:`RejectedError` exists for callers that prefer exceptions (``Guard.check_or_raise``).
@@ -29,7 +32,10 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "DialectError",
+    "ExecutionError",
     "PolicyError",
+    "QueryTimeoutError",
+    "ReadOnlyViolationError",
     "RejectedError",
     "SqlAgentError",
 ]
@@ -72,3 +78,33 @@ class RejectedError(SqlAgentError):
 
 class AuditError(SqlAgentError):
     """An audit sink could not record an event and the configuration says to fail."""
+
+
+class ExecutionError(SqlAgentError):
+    """A statement failed on the database (:mod:`sqlagent.execution`).
+
+    The message is the database's own, on one line, written to be fed back to a model so it can
+    correct its SQL (``send_to_llm``). ``code`` is the database's error code when it gave one
+    (a PostgreSQL SQLSTATE such as ``"42P01"``, a MySQL error number such as ``"1146"``, an
+    Oracle ``"ORA-00942"``, a SQLite result code name such as ``"SQLITE_ERROR"``).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+    @property
+    def send_to_llm(self) -> str:
+        return str(self)
+
+
+class QueryTimeoutError(ExecutionError):
+    """The statement ran longer than the executor's ``timeout_s`` and was stopped."""
+
+
+class ReadOnlyViolationError(ExecutionError):
+    """The database refused a statement because it would write.
+
+    Raised by the execution layer's own read-only enforcement (read-only connections and
+    transactions), which holds even when the validator was bypassed or wrong.
+    """

@@ -1,0 +1,110 @@
+"""What every dialect backend shares: the result type, the executor protocol, the backend seam."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ExecutionResult", "Executor"]
+
+#: Error messages go to a model: one line, and not a page of it.
+_MAX_MESSAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """The rows a read-only run returned.
+
+    ``rows`` holds at most the executor's ``max_rows`` rows; ``truncated`` says the query had
+    more (the rest were never fetched). ``elapsed_ms`` is the wall time of the run on the
+    database connection, setup and rollback included.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    row_count: int
+    truncated: bool
+    elapsed_ms: float
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one SQL statement and returns its rows; the plug-in point for the agent.
+
+    ``run`` raises :class:`~sqlagent.errors.ExecutionError` (or a subclass) when the statement
+    fails; its message is meant to be shown to the model that wrote the SQL.
+    """
+
+    def run(self, sql: str) -> ExecutionResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    timeout_s: float
+    max_rows: int
+
+    @property
+    def timeout_ms(self) -> int:
+        return max(1, round(self.timeout_s * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool
+
+
+class Session:
+    """Per-run bookkeeping a backend shares with the executor.
+
+    ``spoiled`` asks the executor to discard the connection instead of returning it to the pool:
+    its cleanup failed, or it was left mid-result on purpose (a truncated streaming result).
+    """
+
+    __slots__ = ("spoiled",)
+
+    def __init__(self) -> None:
+        self.spoiled = False
+
+    def quietly(self, step: Any, *args: Any) -> None:
+        """Run a cleanup step; a failure spoils the connection instead of hiding the real error."""
+        try:
+            step(*args)
+        except Exception:
+            self.spoiled = True
+
+
+class Backend(Protocol):
+    """One dialect's read-only run on a raw DB-API connection.
+
+    A backend is built for one engine (``Backend(engine)``) and may install what it needs on it.
+    ``run`` must leave no transaction open and no session setting changed that it does not
+    document, raise :class:`~sqlagent.errors.ExecutionError` (or a subclass) for every driver
+    error, and set ``session.spoiled`` when the connection must not be reused.
+    """
+
+    def run(self, conn: Any, sql: str, limits: Limits, session: Session) -> Fetched: ...
+
+
+def one_line(text: object) -> str:
+    """A database message on one clean line (first non-empty line, whitespace collapsed)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    message = re.sub(r"\s+", " ", lines[0]) if lines else "unknown database error"
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return message
+
+
+def timeout_message(limits: Limits) -> str:
+    return (
+        f"the query ran longer than the {limits.timeout_s:g} s time limit and was stopped; "
+        "make it cheaper (filter earlier, aggregate, avoid cross joins) or add a LIMIT"
+    )
+
+
+def read_only_message(detail: str) -> str:
+    return f"the database refused a write on the read-only connection: {detail}"
