@@ -162,17 +162,20 @@ PG_OTHER_FAILURES = [
 ]
 
 
-@pytest.mark.postgres
-def test_postgres_writes_fail_and_nothing_changes(pg_url: str, how: str) -> None:
-    before = _snapshot(pg_url, "postgres")
-    executor, engine = _borrowed_or_owned(pg_url, how)
+def _writes_fail_and_nothing_changes(
+    url: str, kind: str, how: str, writes: list[str], others: list[str], code: str
+) -> None:
+    """Every write is refused by the server with ``code``, other statements fail cleanly, and a
+    snapshot of the database is identical afterwards."""
+    before = _snapshot(url, kind)
+    executor, engine = _borrowed_or_owned(url, how)
     try:
-        for sql in PG_WRITES:
+        for sql in writes:
             with pytest.raises(ReadOnlyViolationError) as info:
                 executor.run(sql)
-            assert info.value.code == "25006", sql
+            assert info.value.code == code, sql
             _assert_clean(info.value)
-        for sql in PG_OTHER_FAILURES:
+        for sql in others:
             with pytest.raises(ExecutionError) as other:
                 executor.run(sql)
             _assert_clean(other.value)
@@ -181,7 +184,12 @@ def test_postgres_writes_fail_and_nothing_changes(pg_url: str, how: str) -> None
         executor.close()
         if engine is not None:
             engine.dispose()
-    assert _snapshot(pg_url, "postgres") == before
+    assert _snapshot(url, kind) == before
+
+
+@pytest.mark.postgres
+def test_postgres_writes_fail_and_nothing_changes(pg_url: str, how: str) -> None:
+    _writes_fail_and_nothing_changes(pg_url, "postgres", how, PG_WRITES, PG_OTHER_FAILURES, "25006")
 
 
 @pytest.mark.postgres
@@ -290,24 +298,9 @@ MYSQL_OTHER_FAILURES = [
 
 @pytest.mark.mysql
 def test_mariadb_writes_fail_and_nothing_changes(mysql_url: str, how: str) -> None:
-    before = _snapshot(mysql_url, "mysql")
-    executor, engine = _borrowed_or_owned(mysql_url, how)
-    try:
-        for sql in MYSQL_WRITES:
-            with pytest.raises(ReadOnlyViolationError) as info:
-                executor.run(sql)
-            assert info.value.code == "1792", sql
-            _assert_clean(info.value)
-        for sql in MYSQL_OTHER_FAILURES:
-            with pytest.raises(ExecutionError) as other:
-                executor.run(sql)
-            _assert_clean(other.value)
-        assert executor.run("SELECT count(*) FROM items").rows == ((ITEMS,),)
-    finally:
-        executor.close()
-        if engine is not None:
-            engine.dispose()
-    assert _snapshot(mysql_url, "mysql") == before
+    _writes_fail_and_nothing_changes(
+        mysql_url, "mysql", how, MYSQL_WRITES, MYSQL_OTHER_FAILURES, "1792"
+    )
 
 
 @pytest.mark.mysql
