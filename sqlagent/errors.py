@@ -11,9 +11,16 @@ catch the whole family at once and the CLI can turn each branch into a clean mes
     │   └── DialectError       an unsupported SQL dialect name
     ├── RejectedError          SQL refused by the safety core; carries the Verdict
     ├── AuditError             an audit sink failed while ``on_sink_error="fail"``
-    └── ExecutionError         a statement failed on the database; carries the database's message
-        ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
-        └── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
+    ├── ExecutionError         a statement failed on the database; carries the database's message
+    │   ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
+    │   └── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
+    └── LLMError               a model backend failed, or its answer could not be used
+        ├── LLMUnavailableError      the backend could not be reached, timed out or is overloaded
+        └── NoSQLFoundError          the model's answer held no SQL; carries feedback for the model
+
+:class:`LLMUnavailableError` is the "try again or elsewhere" case (connection refused, timeout,
+HTTP 5xx/429) that :class:`~sqlagent.llm.FallbackLLM` falls back on by default; a plain
+:class:`LLMError` (HTTP 4xx, a malformed response) means the request itself is wrong.
 
 A rejection is normally *returned* as a :class:`~sqlagent.types.Verdict`, not raised:
 :class:`RejectedError` exists for callers that prefer exceptions (``Guard.check_or_raise``).
@@ -33,6 +40,9 @@ __all__ = [
     "ConfigError",
     "DialectError",
     "ExecutionError",
+    "LLMError",
+    "LLMUnavailableError",
+    "NoSQLFoundError",
     "PolicyError",
     "QueryTimeoutError",
     "ReadOnlyViolationError",
@@ -108,3 +118,37 @@ class ReadOnlyViolationError(ExecutionError):
     Raised by the execution layer's own read-only enforcement (read-only connections and
     transactions), which holds even when the validator was bypassed or wrong.
     """
+
+
+class LLMError(SqlAgentError):
+    """A model backend failed, or answered with something that cannot be used.
+
+    Raised for requests the backend refused (HTTP 4xx: an unknown model or adapter name, a bad
+    parameter) and for answers that are malformed; retrying the same request will not help.
+    """
+
+
+class LLMUnavailableError(LLMError):
+    """The backend could not answer now: connection refused, time limit, HTTP 5xx or 429.
+
+    Retrying later, or asking another backend (:class:`~sqlagent.llm.FallbackLLM`), may help.
+    """
+
+
+class NoSQLFoundError(LLMError):
+    """The model answered, but no SQL statement could be found in its answer.
+
+    ``answer`` is the model's full text; ``send_to_llm`` asks the model to answer again with
+    exactly one query, for the self-correction loop.
+    """
+
+    def __init__(self, message: str, *, answer: str) -> None:
+        self.answer = answer
+        super().__init__(message)
+
+    @property
+    def send_to_llm(self) -> str:
+        return (
+            "No SQL query was found in your answer. Answer with exactly one SQL query "
+            "in a ```sql code block."
+        )

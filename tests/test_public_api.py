@@ -9,7 +9,7 @@ import sys
 import pytest
 
 MODULES = ["sqlagent", "sqlagent.audit", "sqlagent.catalog", "sqlagent.demo", "sqlagent.safety",
-           "sqlagent.errors", "sqlagent.types", "sqlagent.execution"]  # fmt: skip
+           "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)
