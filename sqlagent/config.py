@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
@@ -59,19 +59,17 @@ class SafetyConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SafetyConfig:
-        known = {"max_rows", "allowed_functions", "mask_value", "pure_builtins", "max_sql_chars",
-                 "max_nesting"}  # fmt: skip
-        unknown = set(data) - known
+        """Build from a config file's ``safety`` section; absent keys keep their defaults."""
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown safety option(s): {', '.join(sorted(unknown))}")
-        funcs: Mapping[str, Iterable[str]] = data.get("allowed_functions") or {}
+        options = dict(data)
+        funcs: Mapping[str, Iterable[str]] = options.get("allowed_functions") or {}
         if not isinstance(funcs, Mapping):
             raise ConfigError("allowed_functions must map a dialect to a list of names")
-        return cls(
-            max_rows=data.get("max_rows"),
-            allowed_functions={d: frozenset(n) for d, n in funcs.items()},
-            mask_value=str(data.get("mask_value", "***")),
-            pure_builtins=bool(data.get("pure_builtins", True)),
-            max_sql_chars=data.get("max_sql_chars", 20_000),
-            max_nesting=data.get("max_nesting", 64),
-        )
+        options["allowed_functions"] = {d: frozenset(n) for d, n in funcs.items()}
+        if "mask_value" in options:
+            options["mask_value"] = str(options["mask_value"])
+        if "pure_builtins" in options:
+            options["pure_builtins"] = bool(options["pure_builtins"])
+        return cls(**options)

@@ -6,7 +6,7 @@ audit events and the self-correction feedback are all rendered from them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -64,7 +64,6 @@ class Verdict:
     masked_columns: tuple[str, ...] = ()
     role: str | None = None
     policy_mode: str = "single_user"
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def codes(self) -> tuple[ViolationCode, ...]:

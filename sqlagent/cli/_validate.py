@@ -6,6 +6,7 @@ Contract (scripts depend on it): exit 0 allowed, 1 rejected, 2 usage or configur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -42,15 +43,12 @@ def _load_config(
             raise ConfigError(f"config file {path}: 'safety' must be a mapping")
         data.update(section)
     config = SafetyConfig.from_mapping(data)
-    funcs = {d: set(n) for d, n in config.allowed_functions.items()}
-    funcs.setdefault(dialect, set()).update(a.lower() for a in allow)
-    return SafetyConfig(
+    funcs = dict(config.allowed_functions)
+    funcs[dialect] = funcs.get(dialect, frozenset()) | {a.lower() for a in allow}
+    return dataclasses.replace(
+        config,
         max_rows=max_rows if max_rows is not None else config.max_rows,
-        allowed_functions={d: frozenset(n) for d, n in funcs.items()},
-        mask_value=config.mask_value,
-        pure_builtins=config.pure_builtins,
-        max_sql_chars=config.max_sql_chars,
-        max_nesting=config.max_nesting,
+        allowed_functions=funcs,
     )
 
 

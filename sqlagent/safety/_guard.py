@@ -44,15 +44,20 @@ class _Emitter(Protocol):
     def emit(self, event: AuditEvent) -> None: ...
 
 
+def _identity(access: Access | None) -> tuple[str | None, str]:
+    """The role a verdict is for, and whether a policy was enforced."""
+    return (access.role, "policy") if access is not None else (None, "single_user")
+
+
 def _reject(
     sql: str,
     dialect: str,
     violations: list[Violation],
-    role: str | None,
-    mode: str,
+    access: Access | None,
     tables: tuple[str, ...] = (),
     columns: tuple[str, ...] = (),
 ) -> Verdict:
+    role, mode = _identity(access)
     return Verdict(
         allowed=False, sql=None, original_sql=sql, dialect=dialect,
         violations=tuple(violations), tables=tables, columns=columns, role=role,
@@ -68,19 +73,17 @@ def _check(
     config: SafetyConfig,
     diagnostics: Callable[[Access], SchemaIndex] | None = None,
 ) -> Verdict:
-    role = access.role if access is not None else None
-    mode = "policy" if access is not None else "single_user"
     parsed = parse_one_statement(
         sql, dialect, max_chars=config.max_sql_chars, max_depth=config.max_nesting
     )
     if parsed.tree is None:
-        return _reject(sql, dialect, list(parsed.violations), role, mode)
+        return _reject(sql, dialect, list(parsed.violations), access)
     tree = parsed.tree
 
     ctx = RuleContext(dialect=dialect, extra_functions=config.functions_for(dialect))
     violations = check_read_only(tree, ctx)
     if violations:
-        return _reject(sql, dialect, violations, role, mode)
+        return _reject(sql, dialect, violations, access)
 
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
@@ -94,7 +97,7 @@ def _check(
         tables, columns = tuple(analysis.tables), tuple(analysis.columns)
         masked = tuple(analysis.masked)
         if analysis.violations:
-            return _reject(sql, dialect, analysis.violations, role, mode, tables, columns)
+            return _reject(sql, dialect, analysis.violations, access, tables, columns)
         if analysis.output is not None:
             output = analysis.output
 
@@ -117,7 +120,8 @@ def _check(
         return _reject(sql, dialect, [Violation(
             ViolationCode.PARSE_ERROR,
             f"The statement cannot be rendered faithfully for {dialect}: {exc}",
-        )], role, mode, tables, columns)  # fmt: skip
+        )], access, tables, columns)  # fmt: skip
+    role, mode = _identity(access)
     return Verdict(
         allowed=True, sql=final, original_sql=sql, dialect=dialect, tables=tables,
         columns=columns, masked_columns=masked, role=role, policy_mode=mode,
@@ -146,9 +150,7 @@ def _safe_check(
     except Exception as exc:
         _log.warning("safety analysis failed; rejecting", exc_info=True)
         reason = f"The statement could not be analysed ({type(exc).__name__}: {exc})."
-    mode = "policy" if access is not None else "single_user"
-    role = access.role if access is not None else None
-    return _reject(sql, dialect, [Violation(ViolationCode.PARSE_ERROR, reason)], role, mode)
+    return _reject(sql, dialect, [Violation(ViolationCode.PARSE_ERROR, reason)], access)
 
 
 def check_sql(

@@ -95,6 +95,10 @@ _WRITE_NODES: dict[type[exp.Expr], str] = {
 }
 
 
+_WRITE_TYPES: tuple[type[exp.Expr], ...] = tuple(_WRITE_NODES)
+_READ_TYPES: tuple[type[exp.Expr], ...] = (exp.Func, *_QUERY_NODES)
+
+
 def _label(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         keyword = str(node.this or "").upper() or "a command"
@@ -132,15 +136,14 @@ def nodes_are_read_only(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]
     for node in tree.walk():
         if node is tree and not isinstance(tree, exp.Query):
             continue  # the root statement kind is reported by root_is_query
-        if isinstance(node, exp.Func) and not isinstance(node, tuple(_WRITE_NODES)):
-            continue  # functions: see functions_are_allowed
-        if isinstance(node, _QUERY_NODES) and not isinstance(node, tuple(_WRITE_NODES)):
-            continue
+        is_write = isinstance(node, _WRITE_TYPES)
+        if not is_write and isinstance(node, _READ_TYPES):
+            continue  # query syntax; functions are judged by functions_are_allowed
         label = _label(node)
         if label in seen:
             continue
         seen.add(label)
-        if type(node) in _WRITE_NODES or isinstance(node, tuple(_WRITE_NODES)):
+        if is_write:
             message = f"{label} is not allowed: only read-only SELECT queries may run."
         else:
             message = (
