@@ -36,22 +36,35 @@ def _server_or_skip(url: str, what: str) -> sa.Engine:
     return engine
 
 
-def create_test_database(kind: str) -> str:
-    """(Re)create the ``sqlagent_test`` database on a server and return its URL."""
+def _admin(kind: str) -> tuple[sa.Engine, str]:
+    """An autocommit admin engine for ``kind`` (skipping when no server answers) and the
+    statement prefix that drops a database even while sessions are connected to it."""
     if kind == "postgres":
-        admin = _server_or_skip(PG_ADMIN_URL, "PostgreSQL")
+        return _server_or_skip(
+            PG_ADMIN_URL, "PostgreSQL"
+        ), "DROP DATABASE IF EXISTS {} WITH (FORCE)"
+    return _server_or_skip(MYSQL_ADMIN_URL, "MariaDB/MySQL"), "DROP DATABASE IF EXISTS {}"
+
+
+def create_test_database(kind: str, name: str = TEST_DB) -> str:
+    """(Re)create database ``name`` on a server and return its URL."""
+    admin, drop = _admin(kind)
+    try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
-            conn.execute(sa.text(f"CREATE DATABASE {TEST_DB}"))
-        url = admin.url.set(database=TEST_DB)
-    else:
-        admin = _server_or_skip(MYSQL_ADMIN_URL, "MariaDB/MySQL")
+            conn.execute(sa.text(drop.format(name)))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        return admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.dispose()
+
+
+def drop_test_database(kind: str, name: str = TEST_DB) -> None:
+    admin, drop = _admin(kind)
+    try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {TEST_DB}"))
-            conn.execute(sa.text(f"CREATE DATABASE {TEST_DB}"))
-        url = admin.url.set(database=TEST_DB)
-    admin.dispose()
-    return url.render_as_string(hide_password=False)
+            conn.execute(sa.text(drop.format(name)))
+    finally:
+        admin.dispose()
 
 
 def copy_sqlite(sqlite_path: Path, url: str) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError, ReadOnlyViolationError
 from sqlagent.execution import ReadOnlyExecutor
-from tests.dbservers import MYSQL_ADMIN_URL, PG_ADMIN_URL, _server_or_skip
+from tests.dbservers import create_test_database, drop_test_database
 
 DB = "sqlagent_exec_test"
 ITEMS = 50
@@ -25,19 +25,7 @@ BIG = 5000
 
 def _fresh_database(kind: str) -> str:
     """(Re)create ``sqlagent_exec_test`` on a server and fill it; return its URL."""
-    if kind == "postgres":
-        admin = _server_or_skip(PG_ADMIN_URL, "PostgreSQL")
-        drop = f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"
-    else:
-        admin = _server_or_skip(MYSQL_ADMIN_URL, "MariaDB/MySQL")
-        drop = f"DROP DATABASE IF EXISTS {DB}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(drop))
-            conn.execute(sa.text(f"CREATE DATABASE {DB}"))
-        url = admin.url.set(database=DB).render_as_string(hide_password=False)
-    finally:
-        admin.dispose()
+    url = create_test_database(kind, DB)
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -56,30 +44,16 @@ def _fresh_database(kind: str) -> str:
     return url
 
 
-def _drop_database(kind: str) -> None:
-    if kind == "postgres":
-        admin = _server_or_skip(PG_ADMIN_URL, "PostgreSQL")
-        drop = f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"
-    else:
-        admin = _server_or_skip(MYSQL_ADMIN_URL, "MariaDB/MySQL")
-        drop = f"DROP DATABASE IF EXISTS {DB}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(drop))
-    finally:
-        admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     yield _fresh_database("postgres")
-    _drop_database("postgres")
+    drop_test_database("postgres", DB)
 
 
 @pytest.fixture(scope="module")
 def mysql_url() -> Iterator[str]:
     yield _fresh_database("mysql")
-    _drop_database("mysql")
+    drop_test_database("mysql", DB)
 
 
 def _snapshot(url: str, kind: str) -> tuple[Any, ...]:
