@@ -211,19 +211,24 @@ def test_postgres_timeout_then_recovery(pg_url: str) -> None:
             assert executor.run("SELECT count(*) FROM items").rows == ((ITEMS,),)
 
 
+def _row_cap_and_columns(executor: ReadOnlyExecutor, repeats: int, false: str) -> None:
+    """A capped long result, a short one and an empty one, on the same executor."""
+    for _ in range(repeats):  # a cut-off long result must never disturb the next run
+        capped = executor.run("SELECT id, id * 2 AS twice FROM big ORDER BY id")
+        assert capped.columns == ("id", "twice")
+        assert (capped.row_count, capped.truncated) == (100, True)
+        assert capped.rows[:2] == ((0, 0), (1, 2))
+        assert executor.run("SELECT 1 AS one").rows == ((1,),)
+    small = executor.run("SELECT id FROM items WHERE id <= 50")
+    assert (small.row_count, small.truncated) == (50, False)
+    empty = executor.run(f"SELECT id, name FROM items WHERE {false}")
+    assert (empty.columns, empty.rows, empty.truncated) == (("id", "name"), (), False)
+
+
 @pytest.mark.postgres
 def test_postgres_row_cap_and_columns(pg_url: str) -> None:
     with ReadOnlyExecutor(pg_url, max_rows=100) as executor:
-        for _ in range(5):  # a cancelled long result must never disturb the next run
-            capped = executor.run("SELECT id, id * 2 AS twice FROM big ORDER BY id")
-            assert capped.columns == ("id", "twice")
-            assert (capped.row_count, capped.truncated) == (100, True)
-            assert capped.rows[:2] == ((0, 0), (1, 2))
-            assert executor.run("SELECT 1 AS one").rows == ((1,),)
-        small = executor.run("SELECT id FROM items WHERE id <= 50")
-        assert (small.row_count, small.truncated) == (50, False)
-        empty = executor.run("SELECT id, name FROM items WHERE false")
-        assert (empty.columns, empty.rows, empty.truncated) == (("id", "name"), (), False)
+        _row_cap_and_columns(executor, repeats=5, false="false")  # cancelled results
         percent = executor.run("SELECT name FROM items WHERE name LIKE 'item 1%' ORDER BY id")
         assert percent.rows[0] == ("item 1",)
 
@@ -311,16 +316,8 @@ def test_mariadb_timeout_then_recovery(mysql_url: str) -> None:
 @pytest.mark.mysql
 def test_mariadb_row_cap_and_columns(mysql_url: str) -> None:
     with ReadOnlyExecutor(mysql_url, max_rows=100) as executor:
-        for _ in range(3):  # the connection left mid-result is discarded, not drained
-            capped = executor.run("SELECT id, id * 2 AS twice FROM big ORDER BY id")
-            assert capped.columns == ("id", "twice")
-            assert (capped.row_count, capped.truncated) == (100, True)
-            assert capped.rows[:2] == ((0, 0), (1, 2))
-            assert executor.run("SELECT 1 AS one").rows == ((1,),)
-        small = executor.run("SELECT id FROM items WHERE id <= 50")
-        assert (small.row_count, small.truncated) == (50, False)
-        empty = executor.run("SELECT id, name FROM items WHERE 1 = 0")
-        assert (empty.columns, empty.rows, empty.truncated) == (("id", "name"), (), False)
+        # the connection left mid-result is discarded, not drained
+        _row_cap_and_columns(executor, repeats=3, false="1 = 0")
 
 
 @pytest.mark.mysql
