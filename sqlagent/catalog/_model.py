@@ -26,6 +26,9 @@ class Column:
     nullable: bool = True
     primary_key: bool = False
     comment: str | None = None
+    # A few distinct values of a low-cardinality text column, for prompts; filled in only for
+    # columns a role may read unmasked (see sqlagent.catalog.sample_values), never by reflection.
+    samples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
