@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Verdict", "Violation", "ViolationCode"]
+__all__ = ["Example", "Verdict", "Violation", "ViolationCode"]
 
 
 class ViolationCode(StrEnum):
@@ -102,3 +102,14 @@ class Verdict:
             "policy_mode": self.policy_mode,
             "dialect": self.dialect,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A question with the SQL that answers it: few-shot memory, training data, eval items."""
+
+    question: str
+    sql: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"question": self.question, "sql": self.sql}

@@ -34,6 +34,10 @@ class MockLLM:
       (IDF from the examples, smoothed), ties going to the example listed first. Deterministic
       and dependency-free; it finds paraphrases that share the telling words, nothing more.
 
+    ``question`` reads the question out of the messages (default: the last user message);
+    :func:`sqlagent.prompt.question_of` reads it out of a rendered sqlagent prompt, so the mock
+    matches on the question rather than on the schema around it.
+
     ``default`` answers when nothing matches (a mapping without a matching key, examples that
     share no word with the question); without it, :class:`~sqlagent.errors.LLMError` is raised.
     Mapping, example and default answers come back in a ```` ```sql ```` fence, as a real model
@@ -48,6 +52,7 @@ class MockLLM:
         function: Callable[[Sequence[Message]], str] | None = None,
         examples: Sequence[tuple[str, str]] | None = None,
         default: str | None = None,
+        question: Callable[[Sequence[Message]], str] | None = None,
         name: str = "mock",
     ) -> None:
         given = [
@@ -66,6 +71,7 @@ class MockLLM:
             )
         self.name = name
         self.default = default
+        self._question = question or last_user_message
         self.calls: list[list[Message]] = []
         self._function = function
         self._responses = (
@@ -80,7 +86,7 @@ class MockLLM:
         self.calls.append(list(messages))
         if self._function is not None:
             return self._function(messages)
-        question = last_user_message(messages)
+        question = self._question(messages)
         sql = self._lookup(question)
         if sql is None:
             sql = self.default
