@@ -1,15 +1,27 @@
-"""Configuration as frozen dataclasses: explicit, keyword-only, no globals."""
+"""Configuration: explicit, immutable, no globals.
+
+:class:`SafetyConfig` (a frozen dataclass) says how SQL is judged; :class:`AgentConfig` (a frozen
+pydantic model, read from YAML or JSON with :meth:`AgentConfig.from_file`) says how the agent is
+assembled: database, policy, model, retrieval, limits and audit.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import sqlalchemy as sa
+import yaml
 
 from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
 from sqlagent.errors import ConfigError
 
-__all__ = ["SafetyConfig"]
+__all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,3 +85,109 @@ class SafetyConfig:
         if "pure_builtins" in options:
             options["pure_builtins"] = bool(options["pure_builtins"])
         return cls(**options)
+
+
+class _Frozen(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class RetrievalSettings(_Frozen):
+    """Schema retrieval. ``embedder``/``store`` ``"auto"`` use MiniLM and chromadb when the
+    ``retrieval`` extra is installed, and the dependency-free fallbacks otherwise."""
+
+    enabled: bool = True
+    embedder: Literal["auto", "minilm", "hashing"] = "auto"
+    store: Literal["auto", "chroma", "memory"] = "auto"
+    path: Path | None = None  # chromadb directory; default: .sqlagent/index beside the config
+    url: str | None = None  # a chroma server (http://host:port) instead of a directory
+    k_tables: int = pydantic.Field(default=5, ge=1, le=100)
+    k_examples: int = pydantic.Field(default=3, ge=0, le=20)
+    k_docs: int = pydantic.Field(default=2, ge=0, le=20)
+
+
+class AgentConfig(_Frozen):
+    """Everything :class:`sqlagent.SQLAgent` is built from.
+
+    Relative paths (and relative SQLite database paths) in a config file are resolved against the
+    file's directory, so a project folder can be moved as a whole.
+    """
+
+    database: str
+    dialect: str | None = None
+    policy: Path | None = None
+    llm: str = "mock"
+    model: str | None = None  # the served model's name, for openai:URL backends
+    fallbacks: tuple[str, ...] = ()  # LLM specs tried in order when the primary is unavailable
+    max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
+    examples: Path | None = None  # JSONL few-shot memory
+    docs: tuple[Path, ...] = ()  # Markdown business glossary
+    sample_values: int = pydantic.Field(
+        default=5, ge=0, le=20
+    )  # per low-cardinality column; 0 = none
+    timeout_s: float = pydantic.Field(default=10.0, gt=0)
+    max_rows: int = pydantic.Field(default=1000, ge=1)
+    safety: dict[str, Any] = pydantic.Field(default_factory=dict)
+    audit_log: Path | None = None  # hash-chained JSONL; default: the sqlagent.audit logger
+    on_audit_error: Literal["fail", "warn"] = "fail"
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
+        """Validate ``data``; errors become one :class:`ConfigError` listing every problem."""
+        try:
+            config = cls.model_validate(dict(data))
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid agent configuration: {problems}") from None
+        return config if base_dir is None else config._resolved(base_dir)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> AgentConfig:
+        """Read a YAML (or JSON) config file."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {p}") from exc
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config file {p} must hold a mapping")
+        return cls.from_mapping(data, base_dir=p.resolve().parent)
+
+    def safety_config(self) -> SafetyConfig:
+        options = {"max_rows": self.max_rows, **self.safety}
+        return SafetyConfig.from_mapping(options)
+
+    def _resolved(self, base: Path) -> AgentConfig:
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else base / p
+
+        retrieval = self.retrieval.model_copy(update={"path": fix(self.retrieval.path)})
+        return self.model_copy(
+            update={
+                "database": _resolve_sqlite_url(self.database, base),
+                "policy": fix(self.policy),
+                "examples": fix(self.examples),
+                "docs": tuple(base / d if not d.is_absolute() else d for d in self.docs),
+                "audit_log": fix(self.audit_log),
+                "retrieval": retrieval,
+            }
+        )
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url!r}") from exc
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)

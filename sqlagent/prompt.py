@@ -58,7 +58,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def _ident(name: str, dialect: str) -> str:
-    unsafe = not _SAFE_NAME.match(name) or name.lower() in RESERVED_WORDS
+    unsafe = not _SAFE_NAME.match(name) or name.upper() in RESERVED_WORDS
     if dialect == "postgres" and name != name.lower():
         unsafe = True  # PostgreSQL folds unquoted names to lower case
     return exp.to_identifier(name, quoted=unsafe).sql(dialect=dialect)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Example", "Verdict", "Violation", "ViolationCode"]
+__all__ = ["Answer", "Attempt", "Example", "Status", "Verdict", "Violation", "ViolationCode"]
 
 
 class ViolationCode(StrEnum):
@@ -113,3 +113,124 @@ class Example:
 
     def to_dict(self) -> dict[str, str]:
         return {"question": self.question, "sql": self.sql}
+
+
+#: Violations that mean "the role may not read this", as opposed to a wrong or unsafe query.
+DENIAL_CODES = frozenset(
+    {ViolationCode.TABLE_DENIED, ViolationCode.COLUMN_DENIED, ViolationCode.MASKED_COLUMN_MISUSE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One round of the self-correction loop: what the model said and what became of it.
+
+    ``sql`` is the statement extracted from ``output`` (``None`` when none was found);
+    ``verdict`` the safety core's decision on it; ``error`` what went wrong otherwise (no SQL,
+    an execution error, a timeout). An attempt with an allowed verdict and no error ran.
+    """
+
+    number: int
+    output: str
+    sql: str | None = None
+    verdict: Verdict | None = None
+    error: str | None = None
+    llm_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.verdict is not None and self.verdict.allowed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "sql": self.sql,
+            "verdict": None
+            if self.verdict is None
+            else ("allowed" if self.verdict.allowed else "rejected"),
+            "violations": []
+            if self.verdict is None
+            else [v.to_dict() for v in self.verdict.violations],
+            "error": self.error,
+            "llm_ms": self.llm_ms,
+        }
+
+
+Status = Literal["answered", "rejected", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The agent's answer to one question.
+
+    ``status`` is ``"answered"`` (a validated query ran; ``rows`` may be empty), ``"rejected"``
+    (every attempt was refused by the safety core; see ``verdict``) or ``"failed"`` (the model,
+    retrieval or database failed; see ``error``). :attr:`no_rows`, :attr:`denied` and
+    :attr:`masked` tell "nothing matched" apart from "not allowed" and "shown masked".
+    ``sql`` is the statement that ran (the validated rewrite), ``audit_id`` the request id of the
+    one audit event recorded for this question, ``timings`` milliseconds per pipeline stage.
+    """
+
+    question: str
+    status: Status
+    role: str | None = None
+    sql: str | None = None
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    truncated: bool = False
+    verdict: Verdict | None = None
+    attempts: tuple[Attempt, ...] = ()
+    masked_columns: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    timings: dict[str, float] | None = None
+    audit_id: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "answered"
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def no_rows(self) -> bool:
+        """Answered, and the query matched nothing (as opposed to being refused)."""
+        return self.ok and not self.rows
+
+    @property
+    def denied(self) -> bool:
+        """Refused because the role may not read what the query needs."""
+        return (
+            self.status == "rejected"
+            and self.verdict is not None
+            and any(code in DENIAL_CODES for code in self.verdict.codes)
+        )
+
+    @property
+    def masked(self) -> bool:
+        """Answered with some columns masked for this role."""
+        return self.ok and bool(self.masked_columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict = self.verdict
+        return {
+            "question": self.question,
+            "status": self.status,
+            "role": self.role,
+            "sql": self.sql,
+            "columns": list(self.columns),
+            "rows": [list(r) for r in self.rows],
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "verdict": None if verdict is None else ("allowed" if verdict.allowed else "rejected"),
+            "violations": [] if verdict is None else [v.to_dict() for v in verdict.violations],
+            "denied": self.denied,
+            "masked_columns": list(self.masked_columns),
+            "tables": list(self.tables),
+            "attempts": [a.to_dict() for a in self.attempts],
+            "timings": dict(self.timings or {}),
+            "audit_id": self.audit_id,
+            "error": self.error,
+        }

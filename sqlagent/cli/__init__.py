@@ -22,10 +22,14 @@ def main() -> None:
 
 
 def _register() -> None:
+    from sqlagent.cli._ask import ask, examples, index
     from sqlagent.cli._audit import audit
     from sqlagent.cli._demo import demo
     from sqlagent.cli._validate import validate
 
+    main.add_command(ask)
+    main.add_command(index)
+    main.add_command(examples)
     main.add_command(validate)
     main.add_command(audit)
     main.add_command(demo)

@@ -9,6 +9,8 @@ its content identical on every machine and every day (nothing depends on the cur
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import random
 import secrets
@@ -23,18 +25,23 @@ from typing import NamedTuple
 from sqlagent.errors import ConfigError
 
 __all__ = [
+    "CONFIG_FILENAME",
     "DATABASE_FILENAME",
     "DEMO_QUESTIONS",
     "DemoPaths",
     "DemoQuestion",
     "POLICY_FILENAME",
     "build_demo_database",
+    "demo_examples_text",
     "demo_policy_text",
     "write_demo",
 ]
 
 DATABASE_FILENAME = "hr.sqlite"
 POLICY_FILENAME = "policy.yaml"
+CONFIG_FILENAME = "sqlagent.yaml"
+EXAMPLES_FILENAME = "examples.jsonl"
+GLOSSARY_FILENAME = "glossary.md"
 
 _SEED = 20250101
 
@@ -353,6 +360,9 @@ class DemoPaths:
     database: Path
     policy: Path
     url: str
+    config: Path
+    examples: Path
+    glossary: Path
 
 
 def build_demo_database(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -372,33 +382,56 @@ def build_demo_database(path: str | os.PathLike[str], *, overwrite: bool = False
 
 def demo_policy_text() -> str:
     """The packaged role policy for the demo database, as YAML text."""
-    return resources.files("sqlagent.demo").joinpath(POLICY_FILENAME).read_text(encoding="utf-8")
+    return _packaged(POLICY_FILENAME)
+
+
+def demo_examples_text() -> str:
+    """:data:`DEMO_QUESTIONS` as a JSONL examples file (the agent's few-shot memory)."""
+    lines = (json.dumps({"question": q.question, "sql": q.sql}) for q in DEMO_QUESTIONS)
+    return "\n".join(lines) + "\n"
 
 
 def write_demo(directory: str | os.PathLike[str], *, overwrite: bool = False) -> DemoPaths:
-    """Write the demo database and its policy into ``directory``, creating it if needed.
+    """Write the demo into ``directory`` (created if needed): the database, its role policy, an
+    agent config (:data:`CONFIG_FILENAME`), few-shot examples and a business glossary.
 
-    Both files are checked before either is written, so a refusal leaves the directory as it was.
+    Every file is checked before any is written, so a refusal leaves the directory as it was.
 
     Raises:
         ConfigError: one of the files exists and ``overwrite`` is false.
     """
     folder = Path(directory)
     database = folder / DATABASE_FILENAME
-    policy = folder / POLICY_FILENAME
-    for target in (database, policy):
+    texts = {
+        folder / POLICY_FILENAME: demo_policy_text(),
+        folder / CONFIG_FILENAME: _packaged(CONFIG_FILENAME),
+        folder / EXAMPLES_FILENAME: demo_examples_text(),
+        folder / GLOSSARY_FILENAME: _packaged(GLOSSARY_FILENAME),
+    }
+    for target in (database, *texts):
         if not overwrite and target.exists():
             raise ConfigError(f"{target} already exists; refusing to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
     build_demo_database(database, overwrite=overwrite)
-    text = demo_policy_text()
-    _replace_atomically(policy, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    for target, text in texts.items():
+        _replace_atomically(target, functools.partial(_write_text, text=text))
     database = database.resolve()
     return DemoPaths(
         database=database,
-        policy=policy.resolve(),
+        policy=(folder / POLICY_FILENAME).resolve(),
         url=f"sqlite:///{database.as_posix()}",
+        config=(folder / CONFIG_FILENAME).resolve(),
+        examples=(folder / EXAMPLES_FILENAME).resolve(),
+        glossary=(folder / GLOSSARY_FILENAME).resolve(),
     )
+
+
+def _write_text(path: Path, *, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _packaged(name: str) -> str:
+    return resources.files("sqlagent.demo").joinpath(name).read_text(encoding="utf-8")
 
 
 def _check_target(target: Path, *, overwrite: bool) -> None:

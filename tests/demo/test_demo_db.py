@@ -17,7 +17,9 @@ from sqlagent.demo import (
     demo_policy_text,
     write_demo,
 )
+from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError
+from sqlagent.memory import read_examples
 
 TABLES = ("departments", "employees", "projects", "assignments", "payroll")
 
@@ -225,6 +227,13 @@ def test_write_demo(tmp_path: Path) -> None:
     assert paths.database.name == "hr.sqlite"
     assert paths.policy.read_text(encoding="utf-8") == demo_policy_text()
     assert paths.url == f"sqlite:///{paths.database.as_posix()}"
+    assert [e.question for e in read_examples(paths.examples)] == [
+        q.question for q in DEMO_QUESTIONS
+    ]
+    config = AgentConfig.from_file(paths.config)
+    assert config.database == paths.url
+    assert config.policy == paths.policy
+    assert config.docs == (paths.glossary,)
     with pytest.raises(AttributeError):
         paths.url = "x"  # type: ignore[misc]
 
@@ -238,7 +247,13 @@ def test_write_demo_refuses_then_overwrites(tmp_path: Path) -> None:
     again = write_demo(tmp_path, overwrite=True)
     assert again == paths
     assert paths.policy.read_text(encoding="utf-8") == demo_policy_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hr.sqlite", "policy.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "examples.jsonl",
+        "glossary.md",
+        "hr.sqlite",
+        "policy.yaml",
+        "sqlagent.yaml",
+    ]
 
 
 def test_write_demo_checks_both_files_before_writing(tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""Building the agent's parts from an :class:`~sqlagent.config.AgentConfig`.
+
+Kept apart from :mod:`sqlagent.agent` so the pipeline there reads top to bottom; everything here
+runs once, when an agent is built (or, for a role's view, on the role's first question).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlagent.audit import AuditSink, JsonlAuditSink, LoggingAuditSink
+from sqlagent.catalog import Catalog
+from sqlagent.config import AgentConfig
+from sqlagent.errors import ConfigError
+from sqlagent.llm import LLM, FallbackLLM, MockLLM, parse_llm_spec
+from sqlagent.prompt import question_of
+from sqlagent.retrieval import (
+    ChromaVectorStore,
+    Embedder,
+    HashingEmbedder,
+    InMemoryVectorStore,
+    RetrievalConfig,
+    RetrievalIndex,
+    SentenceTransformerEmbedder,
+    VectorStore,
+    default_embedder,
+    http_chroma_client,
+    persistent_chroma_client,
+)
+from sqlagent.types import Example
+
+__all__ = ["RoleView", "build_audit_sink", "build_llm", "build_retrieval"]
+
+_log = logging.getLogger("sqlagent.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    """What one role may see: its catalog (with samples only where it may read plain values)
+    and its masked ``(table, column)`` pairs. ``role`` is ``None`` in single-user mode."""
+
+    role: str | None
+    catalog: Catalog
+    masked: frozenset[tuple[str, str]]
+
+
+def _one_llm(spec: str, config: AgentConfig, examples: Sequence[Example]) -> LLM:
+    if spec.strip().lower() == "mock":
+        # The mock matches the question (not the schema around it) against the stored examples.
+        pairs = [(e.question, e.sql) for e in examples]
+        if not pairs:
+            raise ConfigError(
+                "the 'mock' model answers with the SQL of the most similar stored example, and "
+                "there are none: set 'examples:' in the config or add some with "
+                "`sqlagent examples add`"
+            )
+        return MockLLM(examples=pairs, question=question_of)
+    return parse_llm_spec(spec, model=config.model)
+
+
+def build_llm(config: AgentConfig, examples: Sequence[Example]) -> LLM:
+    """The configured model, with its fallbacks (tried in order when it is unavailable)."""
+    primary = _one_llm(config.llm, config, examples)
+    if not config.fallbacks:
+        return primary
+    return FallbackLLM(primary, *(_one_llm(s, config, examples) for s in config.fallbacks))
+
+
+def build_audit_sink(config: AgentConfig) -> AuditSink:
+    if config.audit_log is not None:
+        return JsonlAuditSink(config.audit_log)
+    return LoggingAuditSink()
+
+
+def _embedder(kind: str) -> Embedder:
+    if kind == "minilm":
+        return SentenceTransformerEmbedder()
+    if kind == "hashing":
+        return HashingEmbedder()
+    return default_embedder()
+
+
+def _stores(config: AgentConfig) -> Callable[[str], VectorStore]:
+    settings = config.retrieval
+    kind = settings.store
+    if kind == "auto":
+        found = importlib.util.find_spec("chromadb") is not None
+        kind = "chroma" if found or settings.url else "memory"
+        if not found:
+            _log.info("chromadb is not installed: the retrieval index is kept in memory")
+    if kind == "memory":
+        return lambda _name: InMemoryVectorStore()
+    if settings.url:
+        parts = urlsplit(settings.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"retrieval.url must be http(s)://host[:port], not {settings.url!r}")
+        client = http_chroma_client(parts.hostname, parts.port or 8000, ssl=parts.scheme == "https")
+    else:
+        client = persistent_chroma_client(settings.path or Path(".sqlagent") / "index")
+    return lambda name: ChromaVectorStore(client, name)
+
+
+def build_retrieval(
+    config: AgentConfig,
+    catalog: Catalog,
+    dialect: str,
+    examples: Sequence[Example],
+    docs: Mapping[str, str],
+) -> RetrievalIndex | None:
+    """The configured retrieval index over ``catalog`` (``None`` when retrieval is off)."""
+    settings = config.retrieval
+    if not settings.enabled:
+        return None
+    return RetrievalIndex(
+        catalog,
+        embedder=_embedder(settings.embedder),
+        stores=_stores(config),
+        docs=docs,
+        examples=examples,
+        dialect=dialect,
+        config=RetrievalConfig(
+            k=settings.k_tables, examples=settings.k_examples, docs=settings.k_docs
+        ),
+    )

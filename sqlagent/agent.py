@@ -1,0 +1,383 @@
+"""The agent: one question in, one audited answer out.
+
+    role -> schema retrieval -> prompt -> LLM -> SQL extraction -> validation (read-only,
+    grounded, authorized) -> read-only execution -> audit event -> answer
+
+Each step is a call into the module that owns it. A rejected or failed attempt goes back to the
+model with the validator's (or the database's) message, up to ``max_attempts`` times; every
+attempt is kept in the answer and in the request's single audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlagent import prompt
+from sqlagent._assembly import RoleView, build_audit_sink, build_llm, build_retrieval
+from sqlagent.audit import AuditEvent, Auditor, AuditSink
+from sqlagent.audit._events import new_request_id
+from sqlagent.catalog import CatalogSource, SampleOptions, all_columns
+from sqlagent.config import AgentConfig
+from sqlagent.dialects import dialect_from_url, resolve_dialect
+from sqlagent.errors import (
+    ConfigError,
+    ExecutionError,
+    NoSQLFoundError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+    SqlAgentError,
+)
+from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
+from sqlagent.llm import LLM, Message, extract_first_sql, llm_name
+from sqlagent.memory import ExampleStore
+from sqlagent.retrieval import Retrieval, RetrievalIndex
+from sqlagent.safety import Guard, Policy
+from sqlagent.types import Answer, Attempt, Example, Status
+
+__all__ = ["SQLAgent"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Run:
+    """The state of one request while it is being answered."""
+
+    question: str
+    role: str | None
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    view: RoleView | None = None
+    retrieval: Retrieval | None = None
+    result: ExecutionResult | None = None
+    error: str | None = None
+
+    def timed(self, stage: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            self.add_time(stage, start)
+
+    def add_time(self, stage: str, start: float) -> None:
+        spent = (time.perf_counter() - start) * 1000
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + spent, 3)
+
+
+class SQLAgent:
+    """Answers questions over one database with SQL written by ``llm`` and judged by the guard.
+
+    Build it from an :class:`~sqlagent.config.AgentConfig` (or :meth:`from_file`); objects
+    given as keywords replace what the config would build (an LLM of your own, a policy built in
+    code, audit sinks). Thread-safe and usable from asyncio (:meth:`aask`); close it when done.
+
+    Guarantees, whatever the model writes: only SQL the safety core allows runs, on a read-only
+    connection with a timeout and a row cap; the model and the retriever only ever see the role's
+    view of the catalog; each call of :meth:`ask`/:meth:`aask` records exactly one audit event
+    (and raises :class:`~sqlagent.errors.AuditError` rather than answer unaudited when a sink
+    fails and ``on_audit_error`` is ``"fail"``).
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        llm: LLM | None = None,
+        policy: Policy | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self.config = config
+        self.dialect = resolve_dialect(config.dialect or dialect_from_url(config.database))
+        if policy is None and config.policy is not None:
+            policy = Policy.from_file(config.policy)
+        self.policy = policy
+        self.examples = ExampleStore(path=config.examples)
+        self.docs = {str(p): _read_text(p) for p in config.docs}
+        self._own_llm = llm is None
+        self.llm = llm if llm is not None else build_llm(config, self.examples.examples)
+        self.catalogs = CatalogSource(
+            config.database,
+            sample=SampleOptions(
+                max_values=config.sample_values, timeout_s=min(2.0, config.timeout_s)
+            ),
+        )
+        self.executor = ReadOnlyExecutor(
+            config.database, timeout_s=config.timeout_s, max_rows=config.max_rows
+        )
+        self.auditor = Auditor(
+            [audit or build_audit_sink(config)], on_sink_error=config.on_audit_error
+        )
+        self._lock = threading.Lock()
+        self._load(self.catalogs.catalog())
+
+    def _load(self, catalog: Any) -> None:
+        """(Re)build what depends on the catalog: the guard, role views and retrieval."""
+        self.guard = Guard(
+            dialect=self.dialect,
+            catalog=catalog,
+            policy=self.policy,
+            config=self.config.safety_config(),
+            audit=None,  # the agent records one event per question itself
+        )
+        self.retrieval: RetrievalIndex | None = build_retrieval(
+            self.config, catalog, self.dialect, self.examples.examples, self.docs
+        )
+        self._views: dict[str | None, RoleView] = {}
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> SQLAgent:
+        """Build from a YAML/JSON config file; ``overrides`` replace its top-level keys."""
+        config = AgentConfig.from_file(path)
+        if overrides:
+            config = AgentConfig.from_mapping({**config.model_dump(), **overrides})
+        return cls(config)
+
+    # -- the pipeline -----------------------------------------------------------------------------
+    def ask(
+        self, question: str, *, role: str | None = None, request_id: str | None = None
+    ) -> Answer:
+        """Answer ``question`` as ``role`` (the policy's default role when ``None``)."""
+        run = _Run(question, role, request_id or new_request_id())
+        try:
+            messages = self._prepare(run)
+            for number in range(1, self.config.max_attempts + 1):
+                start = time.perf_counter()
+                output = self.llm.complete(messages)
+                run.add_time("llm", start)
+                feedback = self._attempt(run, number, output, start)
+                if feedback is None:
+                    break
+                messages = [*messages, *prompt.correction_messages(output, feedback)]
+        except SqlAgentError as exc:
+            run.error = str(exc)
+        return self._finish(run)
+
+    async def aask(
+        self, question: str, *, role: str | None = None, request_id: str | None = None
+    ) -> Answer:
+        """:meth:`ask` for asyncio: the model call is awaited, blocking steps run in threads."""
+        run = _Run(question, role, request_id or new_request_id())
+        try:
+            messages = await asyncio.to_thread(self._prepare, run)
+            for number in range(1, self.config.max_attempts + 1):
+                start = time.perf_counter()
+                output = await self.llm.acomplete(messages)
+                run.add_time("llm", start)
+                feedback = await asyncio.to_thread(self._attempt, run, number, output, start)
+                if feedback is None:
+                    break
+                messages = [*messages, *prompt.correction_messages(output, feedback)]
+        except SqlAgentError as exc:
+            run.error = str(exc)
+        return await asyncio.to_thread(self._finish, run)
+
+    def _prepare(self, run: _Run) -> list[Message]:
+        """Role view, retrieval and the first prompt."""
+        view = run.view = run.timed("authorize", self._view, run.role)
+        found = run.retrieval = run.timed("retrieve", self._retrieve, run.question, view)
+        schema = run.timed(
+            "render",
+            lambda: prompt.render_schema(
+                view.catalog, self.dialect, tables=found.tables, masked=view.masked
+            ),
+        )
+        return prompt.build_messages(
+            run.question,
+            schema=schema,
+            dialect=self.dialect,
+            examples=found.examples,
+            docs=found.docs,
+        )
+
+    def _attempt(self, run: _Run, number: int, output: str, llm_start: float) -> str | None:
+        """Extract, validate and run one model answer. Returns the feedback for another round,
+        or ``None`` when there is none to have: the query ran, or the model repeated itself."""
+        llm_ms = round((time.perf_counter() - llm_start) * 1000, 3)
+        assert run.view is not None
+        try:
+            sql = extract_first_sql(output)
+        except NoSQLFoundError as exc:
+            run.attempts.append(Attempt(number, output, error=str(exc), llm_ms=llm_ms))
+            return f"{exc} Answer with one SQL query in a ```sql code block."
+        repeated = any(a.sql == sql for a in run.attempts)
+        verdict = run.timed("validate", self.guard.check, sql, role=run.view.role or run.role)
+        feedback = None
+        error = None
+        if not verdict.allowed or verdict.sql is None:
+            feedback = verdict.feedback()
+        else:
+            try:
+                run.result = run.timed("execute", self.executor.run, verdict.sql)
+            except ReadOnlyViolationError as exc:
+                # The second safety layer fired: record it, and never teach the model around it.
+                run.attempts.append(Attempt(number, output, sql, verdict, str(exc), llm_ms))
+                raise
+            except QueryTimeoutError as exc:
+                error, feedback = str(exc), f"{exc} Write a simpler, faster query."
+            except ExecutionError as exc:
+                error, feedback = str(exc), f"The database could not run the query: {exc}"
+        run.attempts.append(Attempt(number, output, sql, verdict, error, llm_ms))
+        return None if repeated else feedback
+
+    def _finish(self, run: _Run) -> Answer:
+        """Build the answer and record the request's one audit event."""
+        last = run.attempts[-1] if run.attempts else None
+        verdict = last.verdict if last is not None else None
+        result = run.result
+        status: Status
+        if result is not None:
+            status = "answered"
+        elif run.error is None and verdict is not None and not verdict.allowed:
+            status = "rejected"
+        else:
+            status = "failed"
+        error = run.error or (last.error if last is not None and status == "failed" else None)
+        run.timings["total"] = round((time.perf_counter() - run.started) * 1000, 3)
+        answer = Answer(
+            question=run.question,
+            status=status,
+            role=run.view.role if run.view is not None else run.role,
+            sql=verdict.sql if result is not None and verdict is not None else None,
+            columns=result.columns if result is not None else (),
+            rows=tuple(tuple(r) for r in result.rows) if result is not None else (),
+            truncated=result.truncated if result is not None else False,
+            verdict=verdict,
+            attempts=tuple(run.attempts),
+            masked_columns=verdict.masked_columns if result is not None and verdict else (),
+            tables=run.retrieval.tables if run.retrieval is not None else (),
+            timings=run.timings,
+            audit_id=run.request_id,
+            error=error,
+        )
+        start = time.perf_counter()
+        self.auditor.emit(self._event(answer, run))
+        run.add_time("audit", start)
+        return answer
+
+    def _event(self, answer: Answer, run: _Run) -> AuditEvent:
+        verdict = answer.verdict
+        return AuditEvent(
+            name="ask",
+            verdict={"answered": "allowed", "rejected": "rejected"}.get(answer.status, "error"),
+            request_id=run.request_id,
+            role=answer.role,
+            policy_mode="policy" if self.policy is not None else "single_user",
+            dialect=self.dialect,
+            question=run.question,
+            sql_in=run.attempts[-1].sql if run.attempts else None,
+            sql_out=answer.sql,
+            violations=tuple(v.to_dict() for v in verdict.violations) if verdict else (),
+            tables=verdict.tables if verdict else (),
+            columns=verdict.columns if verdict else (),
+            masked_columns=answer.masked_columns,
+            row_count=answer.row_count if answer.ok else None,
+            latency_ms=run.timings["total"],
+            error=answer.error,
+            extra={
+                "status": answer.status,
+                "llm": llm_name(self.llm),
+                "attempts": [a.to_dict() for a in answer.attempts],
+                "retrieved_tables": list(answer.tables),
+                "timings_ms": dict(run.timings),
+                **({"requested_role": run.role} if run.role != answer.role else {}),
+            },
+        )
+
+    # -- role views and retrieval -----------------------------------------------------------------
+    def _view(self, role: str | None) -> RoleView:
+        """The role's catalog (with samples where it may read plain values); cached per role."""
+        access = self.guard.access(role)
+        key = access.role if access is not None else None
+        with self._lock:
+            view = self._views.get(key)
+        if view is None:
+            catalog = self.catalogs.catalog()
+            grants = access if access is not None else all_columns(catalog)
+            masked = access.masked if access is not None else frozenset()
+            view = RoleView(key, self.catalogs.with_samples(grants), frozenset(masked))
+            with self._lock:
+                self._views[key] = view
+        return view
+
+    def _retrieve(self, question: str, view: RoleView) -> Retrieval:
+        if self.retrieval is None:  # retrieval off: the whole view, no examples, every note
+            return Retrieval(
+                question, view.catalog.table_names, (), (), (), (), complete=True, elapsed_ms=0.0
+            )
+        return self.retrieval.retrieve(question, view.catalog, masked=view.masked)
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def build_index(
+        self, roles: Sequence[str] | None = None, *, progress: bool = False
+    ) -> Iterator[str]:
+        """Build or refresh the retrieval index of each role's view (every role of the policy
+        by default); yields one line per view."""
+        if self.retrieval is None:
+            yield "retrieval is disabled in the configuration"
+            return
+        names: Sequence[str | None]
+        if self.policy is None:
+            names = [None]
+        else:
+            names = list(roles) if roles else sorted(self.policy.roles)
+        for name in names:
+            view = self._view(name)
+            start = time.perf_counter()
+            self.retrieval.retriever(view.catalog, masked=view.masked)
+            spent = time.perf_counter() - start
+            label = f"role {view.role}" if view.role else "single-user view"
+            yield f"{label}: {len(view.catalog)} tables indexed ({spent:.1f} s)"
+
+    def add_example(self, question: str, sql: str) -> Example:
+        """Check ``sql`` (one read-only statement, grounded in the whole catalog) and store it as
+        a few-shot example; raises :class:`~sqlagent.errors.ConfigError` when it is refused."""
+        checker = Guard(dialect=self.dialect, catalog=self.catalogs.catalog(), audit=None)
+        verdict = checker.check(sql)
+        if not verdict.allowed:
+            raise ConfigError(f"example refused: {verdict.summary()}")
+        example = Example(question.strip(), sql.strip())
+        self.examples.add(example)
+        with self._lock:
+            if self._own_llm:
+                self.llm = build_llm(self.config, self.examples.examples)
+            self._load(self.catalogs.catalog())
+        return example
+
+    def refresh(self) -> None:
+        """Reflect the database again (after a migration) and rebuild what depends on it."""
+        catalog = self.catalogs.refresh()
+        with self._lock:
+            self._load(catalog)
+
+    def close(self) -> None:
+        self.executor.close()
+        self.catalogs.close()
+        self.auditor.close()
+
+    def __enter__(self) -> SQLAgent:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _read_text(path: os.PathLike[str]) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read notes file {os.fspath(path)}: {exc}") from exc
