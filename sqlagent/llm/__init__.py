@@ -1,4 +1,4 @@
-"""LLM backends: one small protocol, a mock, an OpenAI-compatible client, and two combinators.
+"""LLM backends: one small protocol, a mock, local and remote models, and two combinators.
 
 Every backend is an :class:`LLM`: ``complete(messages) -> str`` and its async twin
 ``acomplete``. That is the whole plug-in point, like httpx's ``BaseTransport``:
@@ -7,34 +7,56 @@ Every backend is an :class:`LLM`: ``complete(messages) -> str`` and its async tw
   example; the default for tests and demos.
 - :class:`OpenAICompatibleLLM` talks to vLLM, SGLang, llama.cpp or Ollama over HTTP (the
   ``openai`` extra), including LoRA adapters that vLLM serves by name.
+- :class:`TransformersLLM` runs a local model (a safetensors directory or a GGUF file) through
+  transformers, with an optional LoRA adapter whose manifest (:func:`write_adapter_manifest`)
+  ties it to its prompt format and base model (:func:`model_fingerprint`); the ``local`` extra.
+- :class:`LangChainLLM` wraps any LangChain chat model (the ``langchain`` extra).
 - :class:`FallbackLLM` asks backends in order (local model, then mock) when one is unavailable.
 - :class:`SerializedLLM` lets one call at a time into a backend that must not be raced, such as
   a local model on one GPU.
 - :func:`extract_sql` finds the SQL in a model's answer; :func:`extract_first_sql` takes the
   preferred candidate or raises :class:`~sqlagent.errors.NoSQLFoundError`.
 
-Blocking-only backends subclass :class:`SyncLLM` for a correct async twin. Nothing here imports
-httpx, loads a model or opens a connection at import time.
+Blocking-only backends subclass :class:`SyncLLM` for a correct async twin. :func:`parse_llm_spec`
+builds a backend from a short string (``mock``, ``openai:URL``, ``transformers:PATH[@ADAPTER]``,
+``smollm2``). Nothing here imports httpx, torch, transformers or langchain-core, loads a model or
+opens a connection at import time.
 """
 
 from sqlagent.llm._base import LLM, Message, Role, SyncLLM, llm_name
 from sqlagent.llm._compose import FallbackLLM, SerializedLLM
 from sqlagent.llm._extract import extract_first_sql, extract_sql
+from sqlagent.llm._langchain import LangChainLLM
 from sqlagent.llm._mock import MockLLM
 from sqlagent.llm._openai import OpenAICompatibleLLM
 from sqlagent.llm._spec import parse_llm_spec
+from sqlagent.llm._transformers import (
+    ADAPTER_MANIFEST,
+    FALLBACK_CHAT_TEMPLATE,
+    TransformersLLM,
+    auto_dtype,
+    model_fingerprint,
+    write_adapter_manifest,
+)
 
 __all__ = [
+    "ADAPTER_MANIFEST",
+    "FALLBACK_CHAT_TEMPLATE",
     "FallbackLLM",
     "LLM",
+    "LangChainLLM",
     "Message",
     "MockLLM",
     "OpenAICompatibleLLM",
     "Role",
     "SerializedLLM",
     "SyncLLM",
+    "TransformersLLM",
+    "auto_dtype",
     "extract_first_sql",
     "extract_sql",
     "llm_name",
+    "model_fingerprint",
     "parse_llm_spec",
+    "write_adapter_manifest",
 ]

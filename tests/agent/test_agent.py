@@ -13,31 +13,12 @@ import pytest
 
 from sqlagent.agent import SQLAgent
 from sqlagent.audit import MemoryAuditSink
-from sqlagent.config import AgentConfig
-from sqlagent.demo import DemoPaths, write_demo
+from sqlagent.demo import DemoPaths
 from sqlagent.errors import ConfigError, LLMUnavailableError
 from sqlagent.llm import Message, MockLLM
 from sqlagent.prompt import question_of
 from sqlagent.types import Verdict
-
-FAST_RETRIEVAL = {"embedder": "hashing", "store": "memory"}
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoPaths:
-    return write_demo(tmp_path_factory.mktemp("agent-demo"))
-
-
-def config_for(demo: DemoPaths, **overrides: Any) -> AgentConfig:
-    data: dict[str, Any] = {
-        "database": demo.url,
-        "policy": demo.policy,
-        "examples": demo.examples,
-        "docs": [demo.glossary],
-        "retrieval": FAST_RETRIEVAL,
-    }
-    data.update(overrides)
-    return AgentConfig.from_mapping(data)
+from tests.agent.conftest import config_for
 
 
 @pytest.fixture
@@ -74,19 +55,25 @@ def test_answers_with_the_mock_and_bundled_examples(
 ) -> None:
     agent = agent_with()
     answer = agent.ask("How many employees are in each department?", role="analyst")
-    assert answer.status == "answered" and answer.ok
+    assert answer.status == "answered"
+    assert answer.ok
     assert answer.columns == ("name", "employee_count")
     assert dict(answer.rows)["Engineering"] == 18
-    assert answer.verdict is not None and answer.verdict.allowed
-    assert len(answer.attempts) == 1 and answer.attempts[0].ok
-    assert answer.sql is not None and answer.sql.endswith("LIMIT 1000")
+    assert answer.verdict is not None
+    assert answer.verdict.allowed
+    assert len(answer.attempts) == 1
+    assert answer.attempts[0].ok
+    assert answer.sql is not None
+    assert answer.sql.endswith("LIMIT 1000")
     assert {"authorize", "retrieve", "render", "llm", "validate", "execute", "total"} <= set(
         answer.timings or {}
     )
     [event] = audit.events
-    assert event.name == "ask" and event.verdict == "allowed"
+    assert event.name == "ask"
+    assert event.verdict == "allowed"
     assert event.request_id == answer.audit_id
-    assert event.row_count == 7 and event.role == "analyst"
+    assert event.row_count == 7
+    assert event.role == "analyst"
     assert event.extra["attempts"][0]["verdict"] == "allowed"
 
 
@@ -95,16 +82,22 @@ def test_no_rows_denied_and_masked_are_told_apart(agent_with: Any) -> None:
         scripted("SELECT first_name FROM employees WHERE last_name = 'Nobody'"),
     )
     nothing = agent.ask("Who is called Nobody?", role="viewer")
-    assert nothing.no_rows and not nothing.denied and not nothing.masked
+    assert nothing.no_rows
+    assert not nothing.denied
+    assert not nothing.masked
 
     pay = "SELECT first_name, salary FROM employees ORDER BY id LIMIT 3"
     masked = agent_with(scripted(pay)).ask("Show pay", role="analyst")
-    assert masked.masked and masked.masked_columns == ("employees.salary",)
+    assert masked.masked
+    assert masked.masked_columns == ("employees.salary",)
     assert {row[1] for row in masked.rows} == {"***"}
 
     denied = agent_with(scripted(pay)).ask("Show pay", role="viewer")
-    assert denied.status == "rejected" and denied.denied and not denied.rows
-    assert denied.verdict is not None and "column_denied" in denied.verdict.codes
+    assert denied.status == "rejected"
+    assert denied.denied
+    assert not denied.rows
+    assert denied.verdict is not None
+    assert "column_denied" in denied.verdict.codes
 
 
 def test_self_correction_feeds_the_validator_message_back(
@@ -120,12 +113,14 @@ def test_self_correction_feeds_the_validator_message_back(
         return next(answers)
 
     answer = agent_with(MockLLM(function=model)).ask("List the departments", role="analyst")
-    assert answer.ok and len(answer.attempts) == 2
+    assert answer.ok
+    assert len(answer.attempts) == 2
     assert answer.attempts[0].verdict is not None
     assert "unknown_column" in answer.attempts[0].verdict.codes
     retry = seen[1]
     assert [m.role for m in retry[-2:]] == ["assistant", "user"]
-    assert "nmae" in retry[-1].content and "name" in retry[-1].content
+    assert "nmae" in retry[-1].content
+    assert "name" in retry[-1].content
     assert question_of(retry) == "List the departments"
     [event] = audit.events
     assert [a["verdict"] for a in event.extra["attempts"]] == ["rejected", "allowed"]
@@ -137,18 +132,23 @@ def test_no_sql_and_execution_errors_are_retried(agent_with: Any) -> None:
         scripted("I cannot tell.", slow, "SELECT COUNT(*) FROM departments"), timeout_s=0.5
     )
     answer = agent.ask("How many departments?", role="analyst")
-    assert answer.ok and answer.rows == ((7,),)
+    assert answer.ok
+    assert answer.rows == ((7,),)
     first, second, third = answer.attempts
-    assert first.sql is None and first.error is not None
-    assert second.verdict is not None and second.verdict.allowed
-    assert second.error is not None and "time" in second.error.lower()
+    assert first.sql is None
+    assert first.error is not None
+    assert second.verdict is not None
+    assert second.verdict.allowed
+    assert second.error is not None
+    assert "time" in second.error.lower()
     assert third.ok
 
 
 def test_attempts_stop_at_max_attempts_and_on_a_repeated_query(agent_with: Any) -> None:
     agent = agent_with(scripted("SELECT a FROM b", "SELECT c FROM d", "SELECT e FROM f"))
     answer = agent.ask("?", role="analyst")
-    assert answer.status == "rejected" and len(answer.attempts) == 3
+    assert answer.status == "rejected"
+    assert len(answer.attempts) == 3
     assert "unknown_table" in answer.verdict.codes  # type: ignore[union-attr]
     again = agent_with(scripted("SELECT a FROM b")).ask("?", role="analyst")
     assert len(again.attempts) == 2  # the model repeated a refused query: no third round
@@ -161,9 +161,11 @@ def test_model_failure_is_a_failed_answer_with_one_event(
         raise LLMUnavailableError("model server down")
 
     answer = agent_with(MockLLM(function=down)).ask("How many departments?")
-    assert answer.status == "failed" and "model server down" in (answer.error or "")
+    assert answer.status == "failed"
+    assert "model server down" in (answer.error or "")
     [event] = audit.events
-    assert event.verdict == "error" and event.error == answer.error
+    assert event.verdict == "error"
+    assert event.error == answer.error
 
 
 def test_prompt_shows_only_the_role_view_with_safe_samples(agent_with: Any) -> None:
@@ -177,7 +179,8 @@ def test_prompt_shows_only_the_role_view_with_safe_samples(agent_with: Any) -> N
         assert hidden not in viewer_prompt
     assert "e.g. '" in viewer_prompt  # low-cardinality text columns carry real values
     salary = next(line for line in analyst_prompt.splitlines() if "salary" in line)
-    assert "masked" in salary and "e.g." not in salary
+    assert "masked" in salary
+    assert "e.g." not in salary
 
 
 def test_second_safety_layer_holds_inside_the_agent(
@@ -191,7 +194,8 @@ def test_second_safety_layer_holds_inside_the_agent(
 
     monkeypatch.setattr(agent.guard, "check", broken_check)
     answer = agent.ask("Delete everything", role="admin")
-    assert answer.status == "failed" and len(answer.attempts) == 1
+    assert answer.status == "failed"
+    assert len(answer.attempts) == 1
     with closing(sqlite3.connect(demo.database)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM departments").fetchone() == (7,)
 
@@ -223,10 +227,12 @@ def test_add_example_checks_and_persists(demo: DemoPaths, tmp_path: Path) -> Non
         agent.add_example("Where is each department?", "SELECT name, location FROM departments")
     with SQLAgent(config, audit=MemoryAuditSink()) as agent:  # the mock now answers from it
         answer = agent.ask("Where is each department located?", role="viewer")
-        assert answer.ok and answer.columns == ("name", "location")
+        assert answer.ok
+        assert answer.columns == ("name", "location")
 
 
 def test_unknown_role_gets_the_default_role(agent_with: Any, audit: MemoryAuditSink) -> None:
     answer = agent_with(scripted("SELECT name FROM departments")).ask("?", role="intruder")
-    assert answer.ok and answer.role == "viewer"
+    assert answer.ok
+    assert answer.role == "viewer"
     assert audit.events[0].extra["requested_role"] == "intruder"

@@ -90,7 +90,8 @@ def test_parse_llm_spec() -> None:
         ("mock", {}, r"pass examples=\[\(question, sql\), \.\.\.\]"),
         ("openai:http://127.0.0.1:8000/v1", {}, "needs the served model's name"),
         ("openai:", {"model": "m"}, "unknown LLM backend"),
-        ("transformers:/models/smollm@adapter", {}, "expected 'mock' or 'openai:BASE_URL'"),
+        ("transformers:/models/smollm@adapter", {}, "no model at '/models/smollm'"),
+        ("llamacpp:/models/smollm.gguf", {}, "expected 'mock', 'openai:BASE_URL'"),
         ("", {}, "unknown LLM backend ''"),
     ],
 )
