@@ -1,12 +1,27 @@
 """sqlagent: answer questions over relational databases with SQL written by a local LLM — safely.
 
+    from sqlagent import AgentConfig, SQLAgent
+    agent = SQLAgent(AgentConfig.from_file("sqlagent.yaml"))
+    answer = agent.ask("How many employees are in each department?", role="analyst")
+
 The safety core judges every statement on its syntax tree: exactly one read-only query, every
 table and column grounded in the real catalog, and the caller's role enforced with column
 grants and masking. Nothing here loads a model or touches a database at import time.
 """
 
-from sqlagent.catalog import Catalog, Column, ForeignKey, Table, reflect_catalog
-from sqlagent.config import SafetyConfig
+from sqlagent.agent import SQLAgent
+from sqlagent.catalog import (
+    Catalog,
+    CatalogSource,
+    Column,
+    ForeignKey,
+    SampleOptions,
+    Table,
+    all_columns,
+    reflect_catalog,
+    sample_values,
+)
+from sqlagent.config import AgentConfig, RetrievalSettings, SafetyConfig
 from sqlagent.errors import (
     AuditError,
     CatalogError,
@@ -21,16 +36,23 @@ from sqlagent.errors import (
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.safety import Access, Guard, Policy, check_sql
-from sqlagent.types import Verdict, Violation, ViolationCode
+from sqlagent.memory import ExampleStore
+from sqlagent.types import Answer, Attempt, Example, Verdict, Violation, ViolationCode
 
 __all__ = [
     "Access",
+    "AgentConfig",
+    "Answer",
+    "Attempt",
     "AuditError",
     "Catalog",
     "CatalogError",
+    "CatalogSource",
     "Column",
     "ConfigError",
     "DialectError",
+    "Example",
+    "ExampleStore",
     "ExecutionError",
     "ExecutionResult",
     "ForeignKey",
@@ -41,15 +63,20 @@ __all__ = [
     "ReadOnlyExecutor",
     "ReadOnlyViolationError",
     "RejectedError",
+    "RetrievalSettings",
+    "SQLAgent",
     "SafetyConfig",
+    "SampleOptions",
     "SqlAgentError",
     "Table",
     "Verdict",
     "Violation",
     "ViolationCode",
     "__version__",
+    "all_columns",
     "check_sql",
     "reflect_catalog",
+    "sample_values",
 ]
 
 __version__ = "0.1.0"

@@ -9,7 +9,9 @@ import sys
 import pytest
 
 MODULES = ["sqlagent", "sqlagent.audit", "sqlagent.catalog", "sqlagent.demo", "sqlagent.safety",
-           "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm"]  # fmt: skip
+           "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm",
+           "sqlagent.retrieval", "sqlagent.prompt", "sqlagent.config", "sqlagent.memory",
+           "sqlagent.agent", "sqlagent.langchain"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -31,7 +33,8 @@ def test_every_error_derives_from_the_root() -> None:
 def test_import_does_no_heavy_work() -> None:
     code = (
         "import sys, sqlagent, sqlagent.cli;"
-        "heavy = [m for m in ('torch', 'transformers', 'chromadb', 'psycopg', 'pymysql') "
+        "heavy = [m for m in ('torch', 'transformers', 'chromadb', 'psycopg', 'pymysql', "
+        "'sentence_transformers', 'langchain_core', 'peft', 'gguf', 'numpy') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
