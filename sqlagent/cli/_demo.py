@@ -14,6 +14,7 @@ from sqlagent.errors import ConfigError
 __all__ = ["demo"]
 
 _EXAMPLE_SQL = "SELECT first_name, last_name, salary FROM employees"
+_EXAMPLE_QUESTION = "How many employees are in each department?"
 
 
 @click.group()
@@ -30,7 +31,8 @@ def demo() -> None:
 @click.option("--force", is_flag=True, help="Replace the demo files if they already exist.")
 @handle_errors
 def init(directory: Path, force: bool) -> None:
-    """Write DIRECTORY/hr.sqlite and DIRECTORY/policy.yaml (DIRECTORY defaults to ./demo)."""
+    """Write the demo into DIRECTORY (default ./demo): hr.sqlite, policy.yaml, sqlagent.yaml
+    (an agent config), examples.jsonl and glossary.md."""
     try:
         paths = write_demo(directory, overwrite=force)
     except ConfigError as exc:
@@ -52,5 +54,11 @@ def init(directory: Path, force: bool) -> None:
     click.echo(f"policy:   {paths.policy}")
     click.echo(f"url:      {paths.url}")
     click.echo("")
+    ask = shlex.join(
+        ["sqlagent", "ask", "--config", str(paths.config), "--role", "analyst", _EXAMPLE_QUESTION]
+    )
+    click.echo(f"config:   {paths.config}")
+    click.echo("")
     click.echo("Try it (roles: viewer, analyst, hr, admin; analyst sees salary masked):")
+    click.echo(f"  {ask}")
     click.echo(f"  {command}")
