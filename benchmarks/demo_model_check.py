@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="served model name for openai:URL")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--max-attempts", type=int, default=3)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=256, help="for local models (SQL fits in 256)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         start = time.perf_counter()
         llm = parse_llm_spec(args.llm, model=args.model)
+        if hasattr(llm, "max_new_tokens"):
+            llm.max_new_tokens = args.max_new_tokens
         load = getattr(llm, "load", None)
         if callable(load):
             load()

@@ -27,7 +27,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_readme_main_command_uses_the_demo() -> None:
     command = _readme_block("Quickstart")
     assert "sqlagent demo init" in command
-    assert "sqlagent validate" in command
+    assert "sqlagent ask" in command
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
