@@ -35,8 +35,8 @@ from sqlagent.errors import (
     SqlAgentError,
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
-from sqlagent.safety import Access, Guard, Policy, check_sql
 from sqlagent.memory import ExampleStore
+from sqlagent.safety import Access, Guard, Policy, check_sql
 from sqlagent.types import Answer, Attempt, Example, Verdict, Violation, ViolationCode
 
 __all__ = [

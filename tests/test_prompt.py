@@ -54,9 +54,11 @@ def test_table_rendering_details() -> None:
     assert "name TEXT NOT NULL, -- Full name as written" in text
     assert "e.g. 'Ops', 'R&D', 'O''Hare'" in text
     assert "FOREIGN KEY (team_id) REFERENCES teams(id)" in text
-    assert '"select" TEXT' in text and '"Mixed Case" TEXT' in text
+    assert '"select" TEXT' in text
+    assert '"Mixed Case" TEXT' in text
     salary_line = next(line for line in text.splitlines() if "salary" in line)
-    assert "masked" in salary_line and "100" not in salary_line  # masked: never samples
+    assert "masked" in salary_line
+    assert "100" not in salary_line
     assert "CREATE VIEW links" in render_table(LINKS, "sqlite")
     assert "PRIMARY KEY (a, b)" in render_table(LINKS, "sqlite")
 
@@ -86,7 +88,8 @@ def test_messages_and_question_round_trip() -> None:
         docs=["Ops means operations."],
     )
     assert [m.role for m in messages] == ["system", "user"]
-    assert "Oracle" in messages[0].content and "FETCH FIRST" in messages[0].content
+    assert "Oracle" in messages[0].content
+    assert "FETCH FIRST" in messages[0].content
     user = messages[1].content
     assert user.index("### Schema") < user.index("### Notes") < user.index("### Examples")
     assert render_answer("SELECT COUNT(*) FROM teams") in user

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import sqlagent.demo
+from sqlagent.config import AgentConfig
 from sqlagent.demo import (
     DEMO_QUESTIONS,
     DemoPaths,
@@ -17,7 +18,6 @@ from sqlagent.demo import (
     demo_policy_text,
     write_demo,
 )
-from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError
 from sqlagent.memory import read_examples
 
