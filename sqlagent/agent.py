@@ -11,6 +11,7 @@ attempt is kept in the answer and in the request's single audit event.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from sqlagent.errors import (
     NoSQLFoundError,
     QueryTimeoutError,
     ReadOnlyViolationError,
+    RetrievalError,
     SqlAgentError,
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
@@ -42,6 +44,8 @@ from sqlagent.safety import Guard, Policy
 from sqlagent.types import Answer, Attempt, Example, Status
 
 __all__ = ["SQLAgent"]
+
+_log = logging.getLogger("sqlagent.agent")
 
 T = TypeVar("T")
 
@@ -157,8 +161,8 @@ class SQLAgent:
                 if feedback is None:
                     break
                 messages = [*messages, *prompt.correction_messages(output, feedback)]
-        except SqlAgentError as exc:
-            run.error = str(exc)
+        except Exception as exc:  # every request ends in an answer and one audit event
+            run.error = _describe(exc)
         return self._finish(run)
 
     async def aask(
@@ -176,8 +180,8 @@ class SQLAgent:
                 if feedback is None:
                     break
                 messages = [*messages, *prompt.correction_messages(output, feedback)]
-        except SqlAgentError as exc:
-            run.error = str(exc)
+        except Exception as exc:  # every request ends in an answer and one audit event
+            run.error = _describe(exc)
         return await asyncio.to_thread(self._finish, run)
 
     def _prepare(self, run: _Run) -> list[Message]:
@@ -309,11 +313,17 @@ class SQLAgent:
         return view
 
     def _retrieve(self, question: str, view: RoleView) -> Retrieval:
-        if self.retrieval is None:  # retrieval off: the whole view, no examples, every note
+        if self.retrieval is None:  # retrieval off: the whole view, no examples, no notes
+            names = view.catalog.table_names
             return Retrieval(
-                question, view.catalog.table_names, (), (), (), (), complete=True, elapsed_ms=0.0
+                question, names, (0.0,) * len(names), (), (), (), complete=True, elapsed_ms=0.0
             )
-        return self.retrieval.retrieve(question, view.catalog, masked=view.masked)
+        try:
+            return self.retrieval.retrieve(question, view.catalog, masked=view.masked)
+        except SqlAgentError:
+            raise
+        except Exception as exc:  # the embedder or the store (a chroma server down)
+            raise RetrievalError(f"schema retrieval failed: {_describe(exc)}") from exc
 
     # -- maintenance ------------------------------------------------------------------------------
     def build_index(
@@ -373,6 +383,14 @@ class SQLAgent:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """An error for the answer and the audit event; unexpected ones are logged in full."""
+    if isinstance(exc, SqlAgentError):
+        return str(exc)
+    _log.error("unexpected error while answering", exc_info=exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _read_text(path: os.PathLike[str]) -> str:

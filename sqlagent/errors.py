@@ -11,6 +11,7 @@ catch the whole family at once and the CLI can turn each branch into a clean mes
     │   └── DialectError       an unsupported SQL dialect name
     ├── RejectedError          SQL refused by the safety core; carries the Verdict
     ├── AuditError             an audit sink failed while ``on_sink_error="fail"``
+    ├── RetrievalError         the embedder or vector store failed (a chroma server down)
     ├── ExecutionError         a statement failed on the database; carries the database's message
     │   ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
     │   └── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
@@ -47,6 +48,7 @@ __all__ = [
     "QueryTimeoutError",
     "ReadOnlyViolationError",
     "RejectedError",
+    "RetrievalError",
     "SqlAgentError",
 ]
 
@@ -152,3 +154,8 @@ class NoSQLFoundError(LLMError):
             "No SQL query was found in your answer. Answer with exactly one SQL query "
             "in a ```sql code block."
         )
+
+
+class RetrievalError(SqlAgentError):
+    """Schema retrieval failed at run time: the embedder or the vector store (e.g. an
+    unreachable chroma server). Configuration mistakes are :class:`ConfigError` instead."""

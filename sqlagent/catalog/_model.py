@@ -7,6 +7,7 @@ is dialect-free so one catalog can serve validation, retrieval and prompts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -89,14 +90,27 @@ class Catalog:
     def table(self, name: str) -> Table | None:
         return self._by_name.get(name)
 
-    def restricted(self, visible: Mapping[str, Iterable[str]]) -> Catalog:
-        """A catalog with only ``visible`` tables and, in each, only the listed columns."""
+    def restricted(
+        self,
+        visible: Mapping[str, Iterable[str]],
+        *,
+        masked: Iterable[tuple[str, str]] = (),
+    ) -> Catalog:
+        """A catalog with only ``visible`` tables and, in each, only the listed columns;
+        ``masked`` ``(table, column)`` pairs keep their names but lose their sample values."""
+        hidden_values = set(masked)
         tables = []
         for table in self.tables:
             if table.name not in visible:
                 continue
             keep = set(visible[table.name])
-            columns = tuple(c for c in table.columns if c.name in keep)
+            columns = tuple(
+                dataclasses.replace(c, samples=())
+                if c.samples and (table.name, c.name) in hidden_values
+                else c
+                for c in table.columns
+                if c.name in keep
+            )
             fks = tuple(
                 fk
                 for fk in table.foreign_keys

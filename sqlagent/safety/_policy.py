@@ -97,8 +97,11 @@ class Access:
     notes: tuple[str, ...] = ()
 
     def catalog(self, catalog: Catalog) -> Catalog:
-        """The role-filtered catalog: the only schema retrieval and prompts may ever see."""
-        return catalog.restricted(self.visible)
+        """The role-filtered catalog: the only schema retrieval and prompts may ever see.
+
+        Masked columns keep their names but lose any sample values.
+        """
+        return catalog.restricted(self.visible, masked=self.masked)
 
 
 @dataclass(frozen=True, slots=True)

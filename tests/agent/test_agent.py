@@ -236,3 +236,35 @@ def test_unknown_role_gets_the_default_role(agent_with: Any, audit: MemoryAuditS
     assert answer.ok
     assert answer.role == "viewer"
     assert audit.events[0].extra["requested_role"] == "intruder"
+
+
+def test_every_failure_still_ends_in_one_audit_event(
+    agent_with: Any, audit: MemoryAuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(messages: Sequence[Message]) -> str:
+        raise RuntimeError("a bug in a user's backend")
+
+    answer = agent_with(MockLLM(function=bug)).ask("How many departments?")
+    assert answer.status == "failed"
+    assert "RuntimeError" in (answer.error or "")
+
+    agent = agent_with()
+    assert agent.retrieval is not None
+
+    def store_down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("chroma server unreachable")
+
+    monkeypatch.setattr(agent.retrieval, "retrieve", store_down)
+    down = agent.ask("How many departments?", role="viewer")
+    assert down.status == "failed"
+    assert "schema retrieval failed" in (down.error or "")
+    assert [e.verdict for e in audit.events] == ["error", "error"]
+
+
+def test_retrieval_can_be_turned_off(agent_with: Any) -> None:
+    model = scripted("SELECT name FROM departments")
+    agent = agent_with(model, retrieval={"enabled": False})
+    answer = agent.ask("Departments?", role="viewer")
+    assert answer.ok
+    assert set(answer.tables) == {"departments", "employees", "projects", "assignments"}
+    assert "### Examples" not in model.calls[0][1].content

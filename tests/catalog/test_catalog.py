@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlagent import Catalog, CatalogError, ForeignKey, reflect_catalog
+from sqlagent import Catalog, CatalogError, Column, ForeignKey, Table, reflect_catalog
 
 
 def test_from_mapping_and_json(tmp_path: Path) -> None:
@@ -163,3 +163,13 @@ def test_reflection_does_not_write(tmp_path: Path) -> None:
     reflect_catalog(f"sqlite:///{db}")
     assert db.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ro.sqlite"]  # no journal or WAL
+
+
+def test_restricted_strips_samples_of_masked_columns() -> None:
+    table = Table(
+        "t", (Column("a", "TEXT", samples=("x",)), Column("b", "TEXT", samples=("secret",)))
+    )
+    view = Catalog((table,)).restricted({"t": ["a", "b"]}, masked=[("t", "b")])
+    restricted = view.table("t")
+    assert restricted is not None
+    assert [c.samples for c in restricted.columns] == [("x",), ()]
