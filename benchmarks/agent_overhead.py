@@ -8,7 +8,7 @@ to a hash-chained JSONL file. Index building, model loading and sample queries h
 warm-up pass per database and are excluded. Target: p50 <= 30 ms with MiniLM retrieval.
 
     python benchmarks/agent_overhead.py [--limit N] [--embedder minilm|hashing]
-        [--store memory|chroma] [--data DIR] [--json]
+        [--store memory|chroma] [--data DIR] [--threads N] [--json]
 
 With --json the last line is one JSON object of the headline figures.
 """
@@ -52,8 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--embedder", choices=("minilm", "hashing"), default="minilm")
     parser.add_argument("--store", choices=("memory", "chroma"), default="memory")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for MiniLM (default: torch's)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.embedder == "minilm":
+        import torch  # process-wide, so only a benchmark (or an application) should decide it
+
+        torch.set_num_threads(args.threads)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     console = Console(stderr=args.json)
 
@@ -125,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "answered": answered,
             "embedder": args.embedder,
             "store": args.store,
+            "threads": args.threads,
             "p50_ms": round(p50, 3),
             "p95_ms": round(p95, 3),
             "stage_p50_ms": {s: round(statistics.median(v), 3) for s, v in stages.items()},
