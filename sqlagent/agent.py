@@ -342,7 +342,7 @@ class SQLAgent:
         for name in names:
             view = self._view(name)
             start = time.perf_counter()
-            self.retrieval.retriever(view.catalog, masked=view.masked)
+            self.retrieval.retriever(view.catalog, masked=view.masked, progress=progress)
             spent = time.perf_counter() - start
             label = f"role {view.role}" if view.role else "single-user view"
             yield f"{label}: {len(view.catalog)} tables indexed ({spent:.1f} s)"
