@@ -24,7 +24,7 @@ from sqlagent import prompt
 from sqlagent._assembly import RoleView, build_audit_sink, build_llm, build_retrieval
 from sqlagent.audit import AuditEvent, Auditor, AuditSink
 from sqlagent.audit._events import new_request_id
-from sqlagent.catalog import CatalogSource, SampleOptions, all_columns
+from sqlagent.catalog import Catalog, CatalogSource, SampleOptions, all_columns
 from sqlagent.config import AgentConfig
 from sqlagent.dialects import dialect_from_url, resolve_dialect
 from sqlagent.errors import (
@@ -114,16 +114,22 @@ class SQLAgent:
                 max_values=config.sample_values, timeout_s=min(2.0, config.timeout_s)
             ),
         )
+        catalog = self.catalogs.catalog()  # reflect first: a bad database fails before any open
         self.executor = ReadOnlyExecutor(
             config.database, timeout_s=config.timeout_s, max_rows=config.max_rows
         )
-        self.auditor = Auditor(
-            [audit or build_audit_sink(config)], on_sink_error=config.on_audit_error
-        )
         self._lock = threading.Lock()
-        self._load(self.catalogs.catalog())
+        try:
+            self.auditor = Auditor(
+                [audit or build_audit_sink(config)], on_sink_error=config.on_audit_error
+            )
+            self._load(catalog)
+        except BaseException:
+            self.executor.close()
+            self.catalogs.close()
+            raise
 
-    def _load(self, catalog: Any) -> None:
+    def _load(self, catalog: Catalog) -> None:
         """(Re)build what depends on the catalog: the guard, role views and retrieval."""
         self.guard = Guard(
             dialect=self.dialect,
