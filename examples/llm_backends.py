@@ -1,6 +1,6 @@
 """LLM backends behind one small protocol: a mock answering from stored examples, SQL extraction
-from a messy answer, and a fallback chain from an unreachable server to the mock — the SQL then
-goes through the safety core like any model output.
+from a messy answer, a fallback chain from an unreachable server to the mock, and a LangChain chat
+model as a backend — the SQL then goes through the safety core like any model output.
 
 Run: python examples/llm_backends.py  (no network: the "server" is a closed local port)
 """
@@ -41,6 +41,19 @@ def main() -> None:
         verdict = check_sql(sql, catalog=catalog)
         print(verdict.summary(), "->", verdict.sql)
         assert verdict.allowed
+
+    # Any LangChain chat model is a backend too (here LangChain's own fake model).
+    try:
+        from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+        from sqlagent.llm import LangChainLLM
+    except ImportError:
+        print("langchain-core is not installed: skipping LangChainLLM")
+        return
+    chat = LangChainLLM(FakeListChatModel(responses=["```sql\nSELECT dept FROM employees\n```"]))
+    print("langchain:", extract_sql(chat.complete([Message.user("Which departments?")])))
+    # TransformersLLM("/path/to/model-or.gguf", adapter="/path/to/adapter") loads a local model
+    # the same way (the `local` extra); `sqlagent ask --llm transformers:PATH@ADAPTER` from the CLI.
 
 
 if __name__ == "__main__":
