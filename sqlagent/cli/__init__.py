@@ -25,6 +25,7 @@ def _register() -> None:
     from sqlagent.cli._ask import ask, examples, index
     from sqlagent.cli._audit import audit
     from sqlagent.cli._demo import demo
+    from sqlagent.cli._eval import eval_group
     from sqlagent.cli._validate import validate
 
     main.add_command(ask)
@@ -33,6 +34,7 @@ def _register() -> None:
     main.add_command(validate)
     main.add_command(audit)
     main.add_command(demo)
+    main.add_command(eval_group)
 
 
 _register()

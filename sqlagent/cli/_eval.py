@@ -1,0 +1,202 @@
+"""``sqlagent eval``: score predictions or an agent on a suite; ``sqlagent eval compare A B``.
+
+Exit codes: 0 the run completed (wrong answers included), 1 some items could not be run (the
+agent or the database failed before any SQL came back), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+
+__all__ = ["eval_group"]
+
+
+@click.group(name="eval", invoke_without_command=True)
+@click.option("--suite", type=click.Choice(["spider", "jsonl"]), help="Suite format.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="Spider folder/questions file, or a JSONL suite.",
+)
+@click.option(
+    "--predictions", type=click.Path(path_type=Path), help="One SQL per line, in question order."
+)
+@click.option(
+    "--llm", "llm_spec", help="Run the agent with this LLM spec (mock = oracle sanity run)."
+)
+@click.option("--model", help="Served model name, for openai: specs.")
+@click.option(
+    "--policy", type=click.Path(path_type=Path), help="Role policy for items with a role."
+)
+@click.option(
+    "--compat",
+    type=click.Choice(["strict", "spider"]),
+    default="strict",
+    show_default=True,
+    help="Headline execution comparison (both are recorded).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
+@click.option("--workers", type=click.IntRange(min=1), help="Exec-match processes (default: CPUs).")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds per query.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write results.json, summary.md, report.html here.",
+)
+@click.pass_context
+@handle_errors
+def eval_group(
+    ctx: click.Context,
+    suite: str | None,
+    data: Path | None,
+    predictions: Path | None,
+    llm_spec: str | None,
+    model: str | None,
+    policy: Path | None,
+    compat: str,
+    limit: int | None,
+    workers: int | None,
+    timeout_s: float,
+    out: Path | None,
+) -> None:
+    """Evaluate on a suite: `sqlagent eval --suite spider --data DIR --predictions FILE --out DIR`.
+
+    Give --predictions (one SQL per line) or --llm (run the agent). `--llm mock` answers from the
+    suite's own gold SQL: an oracle sanity run of the pipeline, not a score.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from sqlagent.evaluation import (
+        agent_predictor,
+        load_predictions,
+        load_suite,
+        run_eval,
+        write_report,
+    )
+
+    if suite is None or data is None or out is None:
+        raise click.UsageError("--suite, --data and --out are required (or use `eval compare`)")
+    if (predictions is None) == (llm_spec is None):
+        raise click.UsageError("give exactly one of --predictions and --llm")
+    items = load_suite(suite, data, limit=limit)  # type: ignore[arg-type]
+    console = Console(stderr=True)
+    close = None
+    oracle = False
+    if predictions is not None:
+        run = run_eval(
+            items,
+            predictions=load_predictions(predictions, len(items)),
+            compat=compat,  # type: ignore[arg-type]
+            workers=workers,
+            timeout_s=timeout_s,
+            progress=True,
+        )
+    else:
+        from sqlagent.llm import LLM, MockLLM, parse_llm_spec
+        from sqlagent.prompt import question_of
+        from sqlagent.safety import Policy
+
+        oracle = llm_spec == "mock"
+        llm: LLM | dict[str, LLM]
+        if oracle:
+            console.print(
+                "[yellow]--llm mock answers from the suite's gold SQL: oracle sanity run[/]"
+            )
+            by_db: dict[str, dict[str, str]] = {}
+            for i in items:  # exact question -> gold, per database
+                by_db.setdefault(i.db_path, {}).setdefault(i.question, i.gold)
+            llm = {
+                db: MockLLM(responses=answers, question=question_of, name="oracle")
+                for db, answers in by_db.items()
+            }
+        else:
+            llm = parse_llm_spec(str(llm_spec), model=model)
+        pol = Policy.from_file(policy) if policy is not None else None
+        predictor, close = agent_predictor(llm, policy=pol)
+        try:
+            run = run_eval(
+                items,
+                predictor=predictor,
+                compat=compat,  # type: ignore[arg-type]
+                workers=workers,
+                timeout_s=timeout_s,
+                policy=pol,
+                progress=True,
+            )
+        finally:
+            close()
+    run.meta = {
+        "suite": suite,
+        "data": str(data),
+        "mode": "predictions" if predictions is not None else "agent",
+        "predictions": str(predictions) if predictions is not None else None,
+        "llm": llm_spec,
+        "model": model,
+        "oracle": oracle,
+        "compat": compat,
+        "limit": limit,
+    }
+    write_report(run, out)
+    s = run.summary
+    click.echo(
+        f"{s['overall']['count']} questions: exec {_pct(s['overall']['exec_match'])} ({compat}), "
+        f"exact set {_pct(s['overall']['exact_match'])}, valid {_pct(s['overall']['valid'])}, "
+        f"{s['elapsed_s']} s -> {out}"
+    )
+    failed = sum(1 for i in run.items if i["predicted"] is None and i["error"])
+    if failed:
+        click.echo(f"error: {failed} item(s) could not be run", err=True)
+        sys.exit(EXIT_REJECTED)
+    sys.exit(EXIT_OK)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+@eval_group.command("compare")
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@handle_errors
+def compare(a: Path, b: Path) -> None:
+    """Show two runs side by side (A and B: --out folders or results.json files)."""
+    from sqlagent.evaluation import compare_runs, load_results
+
+    diff = compare_runs(load_results(a), load_results(b))
+    table = Table(title=f"exec accuracy: A={a}  B={b}")
+    for col in ("group", "name", "A", "B", "Δ"):
+        table.add_column(col, justify="right" if col in ("A", "B", "Δ") else "left")
+    for row in diff["groups"]:
+        delta = (
+            f"{100 * (row['b'] - row['a']):+.1f}"
+            if row["a"] is not None and row["b"] is not None
+            else ""
+        )
+        table.add_row(row["group"], str(row["name"]), _pct(row["a"]), _pct(row["b"]), delta)
+    console = Console()
+    console.print(table)
+    changed = diff["changed"]
+    fixed = sum(1 for c in changed if c["b"])
+    console.print(
+        f"{len(changed)} item(s) changed: {fixed} now correct, {len(changed) - fixed} now wrong"
+    )
+    for c in changed[:20]:
+        console.print(
+            f"  #{c['index']} {'+' if c['b'] else '-'} {c['question']}",
+            markup=False,
+            highlight=False,
+        )
