@@ -26,7 +26,11 @@ from rich.table import Table
 
 from sqlagent.evaluation._execmatch import ExecItem, exec_match_many
 
-OFFICIAL_S = 10.0  # the official evaluator, execution only, on this machine
+# The official evaluator (taoyds/test-suite-sql-eval exec_eval.eval_exec_match, default flags),
+# execution only, on the same 1034 perturbed predictions and databases, timed on this 2-core
+# machine on 2026-11-23: median 4.2 s over 8 runs (2.8-4.7 s), verdicts identical to the
+# official file. The issue quoted ~10 s; the measured figure is the stricter baseline.
+OFFICIAL_S = 4.2
 TARGET_SPEEDUP = 3.0
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider-dev"
 
