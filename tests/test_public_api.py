@@ -11,7 +11,8 @@ import pytest
 MODULES = ["sqlagent", "sqlagent.audit", "sqlagent.catalog", "sqlagent.demo", "sqlagent.safety",
            "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm",
            "sqlagent.retrieval", "sqlagent.prompt", "sqlagent.config", "sqlagent.memory",
-           "sqlagent.agent", "sqlagent.langchain", "sqlagent.evaluation"]  # fmt: skip
+           "sqlagent.agent", "sqlagent.langchain", "sqlagent.evaluation",
+           "sqlagent.training"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)
