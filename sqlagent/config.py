@@ -165,7 +165,7 @@ class AgentConfig(_Frozen):
 
     def _resolved(self, base: Path) -> AgentConfig:
         def fix(p: Path | None) -> Path | None:
-            return None if p is None or p.is_absolute() else base / p
+            return p if p is None or p.is_absolute() else base / p
 
         retrieval = self.retrieval.model_copy(update={"path": fix(self.retrieval.path)})
         return self.model_copy(
