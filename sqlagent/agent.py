@@ -190,10 +190,27 @@ class SQLAgent:
             run.error = _describe(exc)
         return await asyncio.to_thread(self._finish, run)
 
-    def _prepare(self, run: _Run) -> list[Message]:
+    def prompt_for(
+        self, question: str, *, role: str | None = None, leave_out: str | None = None
+    ) -> list[Message]:
+        """The first prompt :meth:`ask` would send the model for ``question`` as ``role``.
+
+        Same role view (with sample values), same retrieval (tables, few-shot examples, notes),
+        same renderer; no model call, no audit event. ``sqlagent train`` builds its records
+        with it, so an adapter trains on exactly what it will see. ``leave_out`` drops retrieved
+        examples asking that question (whitespace and case aside): a training item must not
+        see its own answer among the examples.
+        """
+        return self._prepare(_Run(question, role, new_request_id()), leave_out=leave_out)
+
+    def _prepare(self, run: _Run, *, leave_out: str | None = None) -> list[Message]:
         """Role view, retrieval and the first prompt."""
         view = run.view = run.timed("authorize", self._view, run.role)
         found = run.retrieval = run.timed("retrieve", self._retrieve, run.question, view)
+        examples = found.examples
+        if leave_out is not None:
+            key = _same_question(leave_out)
+            examples = tuple(e for e in examples if _same_question(e.question) != key)
         schema = run.timed(
             "render",
             lambda: prompt.render_schema(
@@ -204,7 +221,7 @@ class SQLAgent:
             run.question,
             schema=schema,
             dialect=self.dialect,
-            examples=found.examples,
+            examples=examples,
             docs=found.docs,
         )
 
@@ -397,6 +414,10 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     _log.error("unexpected error while answering", exc_info=exc)
     return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _same_question(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip("?.! ")
 
 
 def _read_text(path: os.PathLike[str]) -> str:

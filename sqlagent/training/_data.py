@@ -1,14 +1,16 @@
-"""Supervised examples for ``sqlagent train``, rendered with the runtime's own prompt.
+"""Supervised examples for ``sqlagent train``, rendered by the runtime itself.
 
-An adapter learns the prompt it is trained on, so every record here is built by
-:mod:`sqlagent.prompt` exactly as :class:`sqlagent.Agent` builds its first prompt: the role's view
-of the catalog (:meth:`sqlagent.Guard.catalog_for`), its masked columns marked, rendered by
-:func:`~sqlagent.prompt.render_schema` and :func:`~sqlagent.prompt.build_messages`; the target is
+An adapter learns the prompt it is trained on, so every record here is the very first prompt a
+:class:`sqlagent.SQLAgent` sends the model (:meth:`SQLAgent.prompt_for`): the role's view of the
+catalog with sample values, its masked columns marked, the tables, few-shot examples and notes
+that retrieval picks, rendered by :mod:`sqlagent.prompt`. The target is
 :func:`~sqlagent.prompt.render_answer` of the gold SQL. Each record carries
 :data:`~sqlagent.prompt.PROMPT_FORMAT_VERSION` so a trained adapter can record it.
 
-Not yet done: sample values in the schema (the runtime adds them when sampling is configured),
-retrieval-based table selection (the ``tables`` hook), glossary notes and few-shot examples.
+The agent settings come from ``agent`` (an :class:`~sqlagent.config.AgentConfig` or a mapping of
+its fields without ``database``); the default, :data:`DEFAULT_AGENT`, is what ``sqlagent eval``
+uses for its agents (retrieval with the hashing embedder in memory, 5 sample values), so an
+adapter trained with the defaults is evaluated on the prompts it learned.
 """
 
 from __future__ import annotations
@@ -16,28 +18,24 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlagent.catalog import Catalog, reflect_catalog
+from sqlagent.audit import MemoryAuditSink
+from sqlagent.config import AgentConfig
 from sqlagent.evaluation import SuiteKind, load_suite
+from sqlagent.llm import MockLLM
 from sqlagent.memory import read_examples
-from sqlagent.prompt import (
-    PROMPT_FORMAT_VERSION,
-    build_messages,
-    count_tokens,
-    render_answer,
-    render_schema,
-)
-from sqlagent.safety import Guard, Policy
+from sqlagent.prompt import PROMPT_FORMAT_VERSION, count_tokens, render_answer
+from sqlagent.safety import Policy
 
 __all__ = [
+    "DEFAULT_AGENT",
     "DataReport",
     "PreparedData",
     "SplitBy",
-    "TableSelector",
     "TokenCounter",
     "TrainItem",
     "build_records",
@@ -48,12 +46,11 @@ __all__ = [
 ]
 
 SplitBy = Literal["item", "database"]
-#: ``tables(question, catalog) -> table names`` for the schema section; ``None``: the whole view.
-#: The hook for retrieval-based schema selection (the runtime's retriever), a later step.
-TableSelector = Callable[[str, Catalog], Sequence[str]]
 #: ``count(text) -> tokens``: a model tokenizer for exact counts; default
 #: :func:`sqlagent.prompt.count_tokens` (an approximation).
 TokenCounter = Callable[[str], int]
+#: The agent settings records are rendered with by default: ``sqlagent eval``'s.
+DEFAULT_AGENT: Mapping[str, Any] = {"retrieval": {"embedder": "hashing", "store": "memory"}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,44 +89,76 @@ def items_from_examples(
 def build_records(
     items: Iterable[TrainItem],
     *,
-    dialect: str = "sqlite",
+    agent: AgentConfig | Mapping[str, Any] | None = None,
     policy: Policy | None = None,
-    tables: TableSelector | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One chat record per item, in the runtime's prompt format.
+    """One chat record per item: the prompt the agent would send, and the gold answer.
 
-    Each database is reflected once. With a ``policy``, an item's prompt shows only its role's
-    view (an item without a role gets the policy's default role), masked columns marked; without
-    one, the whole catalog. Records: ``{"messages", "completion", "db_id", "question", "sql",
-    "prompt_format"}``. Raises :class:`sqlagent.errors.CatalogError` for an unreadable database.
+    One agent is built per database (``agent``'s settings with that database; an
+    :class:`AgentConfig` for another database lends its settings, and its own examples and notes
+    only to items of its own database). With a ``policy`` (or one named in ``agent``) an item's
+    prompt shows only its role's view (an item without a role gets the policy's default role);
+    an unknown role fails like it would at run time. Retrieved examples asking the item's own
+    question are left out. ``progress(n)`` is called after each record.
+
+    Records: ``{"messages", "completion", "db_id", "question", "sql", "role", "url",
+    "prompt_format"}``. Raises :class:`sqlagent.errors.ConfigError` (or ``CatalogError``) for
+    bad settings or an unreadable database.
     """
-    guards: dict[str, Guard] = {}
+    from sqlagent.agent import SQLAgent
+
+    base = _agent_settings(agent)
+    agents: dict[str, SQLAgent] = {}
     records = []
-    for item in items:
-        guard = guards.get(item.url)
-        if guard is None:
-            catalog = reflect_catalog(item.url)
-            guard = guards[item.url] = Guard(
-                dialect=dialect, catalog=catalog, policy=policy, audit=None
+    try:
+        for item in items:
+            runtime = agents.get(item.url)
+            if runtime is None:
+                runtime = agents[item.url] = SQLAgent(
+                    _config_for(base, agent, item.url),
+                    llm=MockLLM(responses={}),  # never called: prompts only
+                    policy=policy,
+                    audit=MemoryAuditSink(),
+                )
+            access = runtime.guard.access(item.role)
+            messages = runtime.prompt_for(item.question, role=item.role, leave_out=item.question)
+            records.append(
+                {
+                    "messages": [m.to_dict() for m in messages],
+                    "completion": render_answer(item.sql),
+                    "db_id": item.db_id,
+                    "question": item.question,
+                    "sql": item.sql,
+                    "role": access.role if access is not None else None,
+                    "url": item.url,
+                    "prompt_format": PROMPT_FORMAT_VERSION,
+                }
             )
-        view = guard.catalog_for(item.role)
-        assert view is not None  # the guard always has a catalog here
-        access = guard.access(item.role)
-        masked = access.masked if access is not None else frozenset()
-        names = None if tables is None else tables(item.question, view)
-        schema = render_schema(view, dialect, tables=names, masked=masked)
-        messages = build_messages(item.question, schema=schema, dialect=dialect)
-        records.append(
-            {
-                "messages": [m.to_dict() for m in messages],
-                "completion": render_answer(item.sql),
-                "db_id": item.db_id,
-                "question": item.question,
-                "sql": item.sql,
-                "prompt_format": PROMPT_FORMAT_VERSION,
-            }
-        )
+            if progress is not None:
+                progress(1)
+    finally:
+        for runtime in agents.values():
+            runtime.close()
     return records
+
+
+def _agent_settings(agent: AgentConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    if agent is None:
+        return dict(DEFAULT_AGENT)
+    if isinstance(agent, AgentConfig):
+        # Its examples, notes, policy and audit log belong to its own database.
+        own = {"database", "examples", "docs", "policy", "audit_log"}
+        return agent.model_dump(exclude=own)
+    return {k: v for k, v in agent.items() if k != "database"}
+
+
+def _config_for(
+    base: dict[str, Any], agent: AgentConfig | Mapping[str, Any] | None, url: str
+) -> AgentConfig:
+    if isinstance(agent, AgentConfig) and agent.database == url:
+        return agent
+    return AgentConfig.from_mapping({**base, "database": url, "audit_log": None})
 
 
 def record_tokens(record: dict[str, Any], count: TokenCounter = count_tokens) -> int:

@@ -32,7 +32,7 @@ class TrainPlan:
     train_examples: int
     validation_examples: int
     train_tokens: int
-    epochs: int
+    epochs: float
     batch_size: int
     grad_accum: int
     steps: int

@@ -224,7 +224,7 @@ def test_other_errors_do_not_fall_back(use_async: bool) -> None:
     chain = FallbackLLM(Failing(LLMError("HTTP 404: no such adapter"), "local"), backup)
     with pytest.raises(LLMError, match="no such adapter"):
         asyncio.run(chain.acomplete(MESSAGES)) if use_async else chain.complete(MESSAGES)
-    assert backup.calls == []
+    assert not backup.calls
     assert chain.last_used is None
 
     wider = FallbackLLM(

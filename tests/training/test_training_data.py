@@ -8,17 +8,15 @@ from typing import Any
 
 import pytest
 
-from sqlagent.catalog import Catalog, reflect_catalog
+from sqlagent import SQLAgent
+from sqlagent.audit import MemoryAuditSink
+from sqlagent.config import AgentConfig
 from sqlagent.demo import demo_policy_text
-from sqlagent.prompt import (
-    PROMPT_FORMAT_VERSION,
-    build_messages,
-    count_tokens,
-    render_answer,
-    render_schema,
-)
-from sqlagent.safety import Guard, Policy
+from sqlagent.llm import MockLLM
+from sqlagent.prompt import PROMPT_FORMAT_VERSION, count_tokens, render_answer
+from sqlagent.safety import Policy
 from sqlagent.training import (
+    DEFAULT_AGENT,
     DataReport,
     TrainItem,
     build_records,
@@ -47,21 +45,28 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _agent(url: str, policy: Policy | None = None, **settings: Any) -> SQLAgent:
+    config = AgentConfig.from_mapping({**DEFAULT_AGENT, **settings, "database": url})
+    return SQLAgent(config, llm=MockLLM(responses={}), policy=policy, audit=MemoryAuditSink())
+
+
 def test_demo_suite_records_use_the_runtime_prompt(demo_records: list[dict[str, Any]]) -> None:
     items = items_from_suite("jsonl", DEMO_SUITE)
     assert len(demo_records) == len(items) > 0
-    catalog = reflect_catalog(items[0].url)
-    schema = render_schema(catalog, "sqlite")
-    for item, record in zip(items, demo_records, strict=True):
-        expected = build_messages(item.question, schema=schema, dialect="sqlite")
-        assert record["messages"] == [m.to_dict() for m in expected]
-        assert record["completion"] == render_answer(item.sql)
-        assert record["prompt_format"] == PROMPT_FORMAT_VERSION
-        assert (record["db_id"], record["question"], record["sql"]) == (
-            "hr",
-            item.question,
-            item.sql,
-        )
+    with _agent(items[0].url) as agent:
+        for item, record in zip(items, demo_records, strict=True):
+            expected = agent.prompt_for(item.question)
+            assert record["messages"] == [m.to_dict() for m in expected]
+            assert record["completion"] == render_answer(item.sql)
+            assert record["prompt_format"] == PROMPT_FORMAT_VERSION
+            assert (record["db_id"], record["question"], record["sql"]) == (
+                "hr",
+                item.question,
+                item.sql,
+            )
+            assert record["url"].endswith("/hr.sqlite")
+    # the runtime's defaults: sample values of low-cardinality columns are in the schema
+    assert "-- e.g. 'Engineering'" in demo_records[0]["messages"][1]["content"]
 
 
 def test_role_view_hides_columns_and_marks_masked_ones(demo_db: Path, tmp_path: Path) -> None:
@@ -87,37 +92,37 @@ def test_role_view_hides_columns_and_marks_masked_ones(demo_db: Path, tmp_path: 
     assert "national_id" not in analyst
     assert "national_id" in admin
     assert "masked for you" not in admin
-    # exactly what the guard's role view renders
-    guard = Guard(catalog=reflect_catalog(url), policy=policy, audit=None)
-    view = guard.catalog_for("analyst")
-    access = guard.access("analyst")
-    assert view is not None
-    assert access is not None
-    schema = render_schema(view, "sqlite", masked=access.masked)
-    expected = build_messages("How many employees?", schema=schema, dialect="sqlite")
+    # exactly what the agent prompts for that role
+    with _agent(url, policy) as agent:
+        expected = agent.prompt_for("How many employees?", role="analyst")
     assert analyst == expected[1].content
 
 
-def test_example_store_and_table_hook(demo_db: Path, tmp_path: Path) -> None:
+def test_example_store_items_never_see_their_own_answer(demo_db: Path, tmp_path: Path) -> None:
     store = _write_jsonl(
         tmp_path / "examples.jsonl",
-        [{"question": "How many projects?", "sql": "SELECT COUNT(*) FROM projects"}],
+        [
+            {"question": "How many projects?", "sql": "SELECT COUNT(*) FROM projects"},
+            {"question": "How many departments?", "sql": "SELECT COUNT(*) FROM departments"},
+        ],
     )
-    items = items_from_examples(store, f"sqlite:///{demo_db}")
-    assert items == [
-        TrainItem("How many projects?", "SELECT COUNT(*) FROM projects", "hr", items[0].url)
-    ]
-    asked: list[tuple[str, Catalog]] = []
-
-    def tables(question: str, catalog: Catalog) -> list[str]:
-        asked.append((question, catalog))
-        return ["projects"]
-
-    (record,) = build_records(items, tables=tables)
-    assert asked[0][0] == "How many projects?"
-    user = record["messages"][1]["content"]
-    assert "CREATE TABLE projects" in user
-    assert "CREATE TABLE employees" not in user
+    url = f"sqlite:///{demo_db}"
+    items = items_from_examples(store, url)
+    assert items[0] == TrainItem("How many projects?", "SELECT COUNT(*) FROM projects", "hr", url)
+    agent = AgentConfig.from_mapping(
+        {"database": url, "examples": str(store), "retrieval": DEFAULT_AGENT["retrieval"]}
+    )
+    projects, departments = build_records(items, agent=agent)
+    # few-shot examples come from the store, as at run time, minus the item's own question
+    assert "How many departments?" in projects["messages"][1]["content"]
+    assert "SELECT COUNT(*) FROM projects" not in projects["messages"][1]["content"]
+    assert "How many projects?" in departments["messages"][1]["content"]
+    assert "SELECT COUNT(*) FROM departments" not in departments["messages"][1]["content"]
+    with _agent(url, examples=str(store)) as runtime:
+        assert (
+            runtime.prompt_for("How many projects?")[1].content
+            != projects["messages"][1]["content"]
+        )  # at run time the stored answer is shown; training leaves it out
 
 
 def test_dedup_length_and_split_counts(demo_records: list[dict[str, Any]]) -> None:
@@ -208,9 +213,8 @@ def test_spider_dev_records() -> None:
     items = items_from_suite("spider", SPIDER, limit=40)
     records = build_records(items)
     assert len(records) == 40
-    first = records[0]
-    schema = render_schema(reflect_catalog(items[0].url), "sqlite")
-    expected = build_messages(items[0].question, schema=schema, dialect="sqlite")
-    assert first["messages"] == [m.to_dict() for m in expected]
+    with _agent(items[0].url) as agent:
+        expected = agent.prompt_for(items[0].question)
+    assert records[0]["messages"] == [m.to_dict() for m in expected]
     data = prepare(records, validation=0.2, split_by="database", seed=0)
     assert data.report.train + data.report.validation + data.report.duplicates == 40
