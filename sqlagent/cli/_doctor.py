@@ -1,0 +1,286 @@
+"""``sqlagent doctor plan`` (will a model fit a GPU?) and ``sqlagent doctor check`` (is this
+machine and configuration ready?).
+
+Exit codes: ``plan`` 0 (the verdicts are information, not failures), 2 for an unknown model or
+bad settings; ``check`` 0 when nothing blocking failed, 1 when a blocking check failed, 2 for a
+usage or configuration error. ``--json`` prints exactly one object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+
+__all__ = ["doctor"]
+
+DEFAULT_CONFIG = "sqlagent.yaml"
+_SHORT_TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
+                  "gate": "gate_proj", "up": "up_proj", "down": "down_proj"}  # fmt: skip
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+@click.group()
+def doctor() -> None:
+    """Plan GPU memory for a model, and check that this machine can run sqlagent."""
+
+
+@doctor.command("plan")
+@click.option("--model", metavar="NAME|PATH", help="A preset (see --list-models) or a config.json.")
+@click.option(
+    "--quant",
+    type=click.Choice(["none", "bf16", "fp16", "fp8", "int8", "nf4", "awq", "gptq"]),
+    help="Weight quantization. Default: what config.json declares, else bf16.",
+)
+@click.option("--group-size", type=click.IntRange(min=1), help="awq/gptq group size (default 128).")
+@click.option(
+    "--max-seq-len",
+    type=click.IntRange(min=1),
+    help="Tokens per sequence, prompt and answer (default 4096, or the model's limit).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Concurrent sequences.",
+)
+@click.option(
+    "--kv-dtype",
+    type=click.Choice(["bf16", "fp16", "fp8"]),
+    default="bf16",
+    show_default=True,
+    help="KV-cache element type.",
+)
+@click.option(
+    "--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel GPUs."
+)
+@click.option(
+    "--gpu",
+    "gpu_names",
+    multiple=True,
+    metavar="NAME",
+    help="Verdicts for this GPU only (repeatable).",
+)
+@click.option(
+    "--lora-r",
+    type=click.IntRange(min=0),
+    default=16,
+    show_default=True,
+    help="LoRA rank; 0 for no adapter.",
+)
+@click.option(
+    "--lora-targets",
+    default="q,k,v,o,gate,up,down",
+    show_default=True,
+    help="Comma-separated projections (q or q_proj ...), or all-linear.",
+)
+@click.option(
+    "--adapter-dtype",
+    type=click.Choice(["bf16", "fp16", "fp32"]),
+    default="bf16",
+    show_default=True,
+    help="Adapter weights' type (PEFT, i.e. the transformers backend, upcasts to fp32).",
+)
+@click.option(
+    "--prefill-chunk",
+    type=click.IntRange(min=1),
+    help="Tokens per forward pass (vLLM chunked prefill); default: whole prompts at once.",
+)
+@click.option("--list-models", is_flag=True, help="List the built-in model presets and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def plan(
+    model: str | None,
+    quant: str | None,
+    group_size: int | None,
+    max_seq_len: int | None,
+    batch: int,
+    kv_dtype: str,
+    tp: int,
+    gpu_names: tuple[str, ...],
+    lora_r: int,
+    lora_targets: str,
+    adapter_dtype: str,
+    prefill_chunk: int | None,
+    list_models: bool,
+    as_json: bool,
+) -> None:
+    """GPU memory budget for serving MODEL: weights, adapter, KV cache, overheads, and whether
+    it fits each GPU (with the longest context that does). Nothing is loaded or downloaded."""
+    from sqlagent.doctor import (
+        arch_from_config,
+        find_gpu,
+        find_preset,
+        load_config_json,
+        plan_memory,
+        quant_from_config,
+    )
+
+    if list_models:
+        _print_presets(as_json)
+        return
+    if model is None:
+        raise click.UsageError("--model is required (a preset name or a config.json)")
+    declared = None
+    if Path(model).expanduser().exists():
+        config = load_config_json(model)
+        arch = arch_from_config(config, name=Path(model).name)
+        declared = quant_from_config(config)
+    else:
+        arch = find_preset(model)
+    chosen_quant = quant or (declared[0] if declared else "bf16")
+    chosen_group = group_size or (declared[1] if declared else 128)
+    targets = [_SHORT_TARGETS.get(t.strip(), t.strip()) for t in lora_targets.split(",")]
+    result = plan_memory(
+        arch,
+        quant=chosen_quant,
+        group_size=chosen_group,
+        max_seq_len=max_seq_len,
+        batch=batch,
+        kv_dtype=kv_dtype,
+        tp=tp,
+        lora_r=lora_r,
+        lora_targets=targets,
+        adapter_dtype=adapter_dtype,
+        prefill_chunk=prefill_chunk,
+        gpus=[find_gpu(g) for g in gpu_names] if gpu_names else None,
+    )
+    data = result.to_dict()
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    console = Console()
+    m = data["model"]
+    size = f"{m['params'] / 1e9:.2f}B params"
+    if m["active_params"] != m["params"]:
+        size += f", {m['active_params'] / 1e9:.2f}B active"
+    title = (
+        f"{arch.name}: {size}, {data['quant']}, {data['max_seq_len']} tokens x {data['batch']}"
+        + (f", tp={tp}" if tp > 1 else "")
+    )
+    console.print(title, highlight=False, markup=False)
+    table = Table()
+    table.add_column("memory per GPU")
+    table.add_column("GiB", justify="right")
+    rows = [
+        ("weights", data["weights_gib"]),
+        (f"LoRA adapter (r={lora_r})" if lora_r else "LoRA adapter (none)", data["adapter_gib"]),
+        (f"KV cache ({data['kv_bytes_per_token']:,} B/token)", data["kv_cache_gib"]),
+        ("activations", data["activations_gib"]),
+        ("framework / allocator", data["framework_gib"]),
+        ("CUDA context", data["cuda_context_gib"]),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"{value:.2f}")
+    table.add_row("[bold]total[/]", f"[bold]{data['total_gib']:.2f}[/]")
+    console.print(table)
+    verdicts = Table(title="verdict per GPU" + (f" (x{tp} each)" if tp > 1 else ""))
+    for col in ("GPU", "usable GiB", "verdict", "headroom", "max context", "notes"):
+        verdicts.add_column(col, justify="left" if col in ("GPU", "verdict", "notes") else "right")
+    for name, v in data["gpus"].items():
+        style = {"fits": "green", "tight": "yellow"}.get(v["verdict"], "red")
+        verdicts.add_row(
+            name,
+            f"{v['usable_gib']:.1f}",
+            f"[{style}]{v['verdict']}[/]",
+            f"{v['headroom_gib']:+.2f}",
+            f"{v['max_context_tokens']:,}",
+            Text("; ".join(v["notes"])),
+        )
+    console.print(verdicts)
+    console.print(
+        f"max context: {data['max_context_tokens']:,} tokens per sequence on "
+        f"{data['max_context_gpu']}"
+    )
+    for line in data["assumptions"]:
+        console.print(f"  - {line}", highlight=False, markup=False)
+
+
+def _print_presets(as_json: bool) -> None:
+    from sqlagent.doctor import PRESETS
+
+    if as_json:
+        click.echo(json.dumps({"models": [a.summary() for a in PRESETS]}))
+        return
+    table = Table(title="built-in model presets")
+    for col in ("name", "Hugging Face id", "params", "layers", "KV heads x dim", "context"):
+        right = col in ("params", "layers", "context")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col == "name")
+    for a in PRESETS:
+        counts = a.param_counts()
+        size = f"{counts.total / 1e9:.2f}B" + (
+            f" ({counts.active / 1e9:.1f}B active)" if a.is_moe else ""
+        )
+        table.add_row(
+            a.name,
+            a.hf_id,
+            size,
+            str(a.num_layers),
+            f"{a.num_kv_heads} x {a.head_dim}",
+            f"{a.max_position_embeddings:,}",
+        )
+    Console().print(table)
+
+
+@doctor.command("check")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Agent config (YAML/JSON). Default: ./{DEFAULT_CONFIG} when it exists.",
+)
+@click.option("--db", "db_url", metavar="URL", help="Database URL (overrides the config's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--report",
+    "report_file",
+    metavar="FILE.md",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a Markdown report.",
+)
+@handle_errors
+def check(
+    config_file: Path | None, db_url: str | None, as_json: bool, report_file: Path | None
+) -> None:
+    """Check the environment and configuration: Python, torch/CUDA, package pins, model files,
+    chromadb path, database reachability and read-only enforcement, audit sink.
+
+    Exit status: 0 nothing blocking failed, 1 a blocking check failed, 2 usage or config error.
+    """
+    from sqlagent.config import AgentConfig
+    from sqlagent.doctor import run_checks
+
+    if config_file is None and Path(DEFAULT_CONFIG).is_file():
+        config_file = Path(DEFAULT_CONFIG)
+    config = AgentConfig.from_file(config_file) if config_file is not None else None
+    report = run_checks(config, database=db_url, config_path=config_file)
+    if report_file is not None:
+        report_file.write_text(report.to_markdown(), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        console = Console()
+        table = Table(title="sqlagent doctor check")
+        for col in ("check", "status", "detail"):
+            table.add_column(col, overflow="fold")
+        for c in report.checks:
+            status = c.status + (" (blocking)" if c.blocking and c.status == "fail" else "")
+            table.add_row(Text(c.name), Text(status, style=_STATUS_STYLE[c.status]), Text(c.detail))
+        console.print(table)
+        if report_file is not None:
+            console.print(f"report written to {report_file}")
+        if report.ok:
+            console.print("[green]ready: no blocking failure[/]")
+        else:
+            names = ", ".join(c.name for c in report.blocking)
+            console.print(f"[bold red]blocked:[/] {names}")
+    sys.exit(EXIT_OK if report.ok else EXIT_REJECTED)
