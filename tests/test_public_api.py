@@ -12,7 +12,7 @@ MODULES = ["sqlagent", "sqlagent.audit", "sqlagent.catalog", "sqlagent.demo", "s
            "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm",
            "sqlagent.retrieval", "sqlagent.prompt", "sqlagent.config", "sqlagent.memory",
            "sqlagent.agent", "sqlagent.langchain", "sqlagent.evaluation",
-           "sqlagent.training"]  # fmt: skip
+           "sqlagent.training", "sqlagent.serve", "sqlagent.doctor"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -25,7 +25,10 @@ def _register() -> None:
     from sqlagent.cli._ask import ask, examples, index
     from sqlagent.cli._audit import audit
     from sqlagent.cli._demo import demo
+    from sqlagent.cli._doctor import doctor
     from sqlagent.cli._eval import eval_group
+    from sqlagent.cli._serve import serve
+    from sqlagent.cli._train import train
     from sqlagent.cli._validate import validate
 
     main.add_command(ask)
@@ -35,6 +38,9 @@ def _register() -> None:
     main.add_command(audit)
     main.add_command(demo)
     main.add_command(eval_group)
+    main.add_command(train)
+    main.add_command(doctor)
+    main.add_command(serve)
 
 
 _register()

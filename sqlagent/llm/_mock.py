@@ -6,6 +6,7 @@ configured with plain data or a plain function, so a test states exactly what th
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from collections import Counter
@@ -41,8 +42,8 @@ class MockLLM:
     ``default`` answers when nothing matches (a mapping without a matching key, examples that
     share no word with the question); without it, :class:`~sqlagent.errors.LLMError` is raised.
     Mapping, example and default answers come back in a ```` ```sql ```` fence, as a real model
-    writes them, so the extraction step is exercised. Every call's messages are recorded in
-    ``calls``.
+    writes them, so the extraction step is exercised. The messages of the last ``history``
+    calls are kept in ``calls`` (oldest first), so a long-running server stays bounded.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class MockLLM:
         default: str | None = None,
         question: Callable[[Sequence[Message]], str] | None = None,
         name: str = "mock",
+        history: int = 1000,
     ) -> None:
         given = [
             label
@@ -72,7 +74,7 @@ class MockLLM:
         self.name = name
         self.default = default
         self._question = question or last_user_message
-        self.calls: list[list[Message]] = []
+        self.calls: collections.deque[list[Message]] = collections.deque(maxlen=history)
         self._function = function
         self._responses = (
             None if responses is None else {_normalize(k): v for k, v in responses.items()}

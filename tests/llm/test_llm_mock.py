@@ -107,9 +107,16 @@ def test_answers_come_in_a_sql_fence_and_calls_are_recorded() -> None:
     messages = [Message.system("s"), Message.user("q")]
     assert llm.complete(messages) == "```sql\nSELECT 1\n```"
     assert asyncio.run(llm.acomplete(messages)) == "```sql\nSELECT 1\n```"
-    assert llm.calls == [messages, messages]
+    assert list(llm.calls) == [messages, messages]
     assert llm.name == "fixture"
     assert isinstance(llm, LLM)
+
+
+def test_call_history_is_bounded() -> None:
+    llm = MockLLM(function=lambda messages: "SELECT 1", history=3)
+    for n in range(10):
+        llm.complete([Message("user", str(n))])
+    assert [call[0].content for call in llm.calls] == ["7", "8", "9"]
 
 
 def test_the_question_is_the_last_user_message() -> None:

@@ -1,0 +1,38 @@
+"""``sqlagent serve``: the agent behind an HTTP API (the ``serve`` extra: FastAPI, uvicorn).
+
+    from sqlagent import SQLAgent
+    from sqlagent.serve import ServeSettings, create_app
+
+    app = create_app(SQLAgent.from_file("sqlagent.yaml"), ServeSettings.from_file("serve.yaml"))
+
+Endpoints: ``POST /v1/chat``, an OpenAI-compatible ``POST /v1/chat/completions``, ``GET
+/health``, ``GET /ready`` and ``GET /metrics``. The role of each request comes only from its
+verified credential (an API key or a JWT); see docs/serve.md. Importing this package imports
+FastAPI; the core install and ``sqlagent.cli`` never import it.
+"""
+
+from sqlagent.serve._app import create_app
+from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._run import serve_in_thread
+from sqlagent.serve._settings import (
+    API_KEYS_ENV,
+    ApiKey,
+    JwtSettings,
+    ServeLimits,
+    ServeSettings,
+    hash_key,
+)
+
+__all__ = [
+    "API_KEYS_ENV",
+    "ApiKey",
+    "AuthError",
+    "Authenticator",
+    "JwtSettings",
+    "Principal",
+    "ServeLimits",
+    "ServeSettings",
+    "create_app",
+    "hash_key",
+    "serve_in_thread",
+]

@@ -1,0 +1,439 @@
+"""The HTTP app: one agent behind authentication, load control, metrics and a lifespan.
+
+Every request to ``/v1/*`` goes through the same steps, in this order, each of which may end it:
+
+    credential -> role (401/403) -> rate limit (429) -> body size (413) -> body (422)
+    -> queue (429) -> agent (200, or 504 after request_timeout_s) -> response
+
+A request that reaches the agent is recorded by the agent's own audit event (exactly one, with
+the request id the response carries in ``X-Request-ID``); one refused before it gets an event of
+its own (name ``"serve"``) when ``audit_refusals`` is on. So each API request leaves exactly one
+audit event, and each event that the agent records is one request that reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from sqlagent.audit import AuditEvent, new_request_id
+from sqlagent.errors import AuditError, ConfigError
+from sqlagent.execution import ReadOnlyExecutor
+from sqlagent.llm import llm_name
+from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._format import (
+    ChatCompletionRequest,
+    ChatRequest,
+    Outcome,
+    completion,
+    completion_chunks,
+    error_body,
+    to_json,
+)
+from sqlagent.serve._limits import Admission, QueueFullError, RateLimiter, retry_after
+from sqlagent.serve._metrics import Metrics
+from sqlagent.serve._settings import ServeSettings
+from sqlagent.types import Answer
+
+if TYPE_CHECKING:
+    from sqlagent.agent import SQLAgent
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("sqlagent.serve")
+
+CHAT = "/v1/chat"
+COMPLETIONS = "/v1/chat/completions"
+_JSON = "application/json"
+#: How long shutdown waits for requests still inside the agent before closing it.
+_DRAIN_S = 30.0
+
+
+class _Refused(Exception):
+    """Internal: end this request with ``status``; ``reached`` when the agent already has it."""
+
+    def __init__(
+        self,
+        status: int,
+        outcome: Outcome,
+        message: str,
+        *,
+        retry_s: float | None = None,
+        reached: bool = False,
+    ) -> None:
+        self.status = status
+        self.outcome = outcome
+        self.message = message
+        self.retry_s = retry_s
+        self.reached = reached
+        super().__init__(message)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One API request while it is handled: what the refusal audit event needs."""
+
+    endpoint: str
+    request_id: str
+    client: str | None
+    principal: Principal | None = None
+    question: str | None = None
+
+
+Readiness = Callable[[], None]
+
+
+class _Server:
+    """The state one app owns: agent, authenticator, limits, metrics, background tasks."""
+
+    def __init__(
+        self,
+        agent: SQLAgent,
+        settings: ServeSettings,
+        *,
+        close_agent: bool,
+        readiness: Readiness | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.limits = settings.limits
+        policy = agent.policy
+        if policy is None and not settings.single_user:
+            raise ConfigError(
+                "the agent has no role policy, so every caller would read everything: configure "
+                "'policy:' in the agent config, or set 'single_user: true' in the serve config"
+            )
+        self.auth = Authenticator(settings, None if policy is None else list(policy.roles))
+        self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst, clock=clock)
+        self.admission = Admission(self.limits.max_concurrency, self.limits.max_queue)
+        self.metrics = Metrics()
+        self.metrics.queue_depth.set_function(lambda: self.admission.waiting)
+        self.metrics.in_flight.set_function(lambda: self.admission.in_flight)
+        self.model = settings.model_name or llm_name(agent.llm)
+        self.close_agent = close_agent
+        self.readiness = readiness or self._database_probe
+        self.tasks: set[asyncio.Task[Answer]] = set()
+        self.model_error: str | None = None
+        # A backend that loads lazily (the local transformers model) says so with ``loaded``
+        # and ``load()``; anything else (mock, HTTP backends) is ready as soon as it exists.
+        loaded = getattr(agent.llm, "loaded", True)
+        self.model_loaded = loaded if isinstance(loaded, bool) else True
+        self.loadable = callable(getattr(agent.llm, "load", None))
+
+    # -- lifespan ---------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        # Made on the serving loop: an asyncio.Semaphore belongs to the loop that first waits.
+        self.admission = Admission(self.limits.max_concurrency, self.limits.max_queue)
+        loader = None
+        if not self.model_loaded and self.loadable:
+            loader = asyncio.create_task(self._load_model())
+        try:
+            yield
+        finally:
+            if loader is not None:
+                loader.cancel()  # the loading thread itself cannot be stopped; stop waiting
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loader
+            if self.tasks:  # let requests inside the agent finish: each records its event
+                await asyncio.wait(self.tasks, timeout=_DRAIN_S)
+            if self.close_agent:  # closes the executor, the catalog and every audit sink
+                await asyncio.to_thread(self.agent.close)
+
+    async def _load_model(self) -> None:
+        load: Callable[[], None] = self.agent.llm.load  # type: ignore[attr-defined]
+        try:
+            await asyncio.to_thread(load)
+        except Exception as exc:
+            self.model_error = f"{type(exc).__name__}: {exc}"
+            _log.error("the model failed to load", exc_info=exc)
+        else:
+            self.model_loaded = True
+
+    # -- probes -----------------------------------------------------------------------------------
+    def _database_probe(self) -> None:
+        """``SELECT 1`` on a new read-only connection: the pool's open connections could hide a
+        database that is gone (a deleted SQLite file, a server that went away)."""
+        sql = "SELECT 1 FROM DUAL" if self.agent.dialect == "oracle" else "SELECT 1"
+        timeout = min(2.0, self.agent.config.timeout_s)
+        with ReadOnlyExecutor(self.agent.config.database, timeout_s=timeout, max_rows=1) as probe:
+            probe.run(sql)
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {}
+        if self.model_error is not None:
+            checks["model"] = f"failed to load: {self.model_error}"
+        else:
+            checks["model"] = "loaded" if self.model_loaded else "loading"
+        try:
+            await asyncio.to_thread(self.readiness)
+            checks["database"] = "ok"
+        except Exception as exc:  # a probe that fails in any way means "not ready", never 500
+            checks["database"] = f"unreachable: {exc}"
+        ok = checks["model"] == "loaded" and checks["database"] == "ok"
+        self.metrics.ready.set(1 if ok else 0)
+        return ok, checks
+
+    # -- one API request --------------------------------------------------------------------------
+    async def handle(
+        self,
+        request: Request,
+        endpoint: str,
+        parse: Callable[[bytes], tuple[str, Any]],
+        render: Callable[[Answer, Any], Response],
+    ) -> Response:
+        start = time.perf_counter()
+        call = _Call(endpoint, new_request_id(), request.client.host if request.client else None)
+        outcome: Outcome = "error"
+        try:
+            response, outcome = await self._handle(request, call, parse, render)
+        except _Refused as refused:
+            outcome = refused.outcome
+            response = self._refusal_response(refused, call)
+            if not refused.reached and self.settings.audit_refusals:
+                await self._audit_refusal(refused, call)
+        except Exception as exc:  # a bug: answer in the documented shape, keep the metrics right
+            _log.error("unexpected error while serving a request", exc_info=exc)
+            response = self._refusal_response(_Refused(500, "error", "internal error"), call)
+        response.headers["X-Request-ID"] = call.request_id
+        self.metrics.requests.labels(endpoint, outcome).inc()
+        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    async def _handle(
+        self,
+        request: Request,
+        call: _Call,
+        parse: Callable[[bytes], tuple[str, Any]],
+        render: Callable[[Answer, Any], Response],
+    ) -> tuple[Response, Outcome]:
+        try:
+            principal = call.principal = self.auth.authenticate(request.headers)
+        except AuthError as exc:
+            call.principal = exc.principal
+            outcome: Outcome = "forbidden" if exc.status == 403 else "unauthorized"
+            raise _Refused(exc.status, outcome, str(exc)) from None
+        bucket = principal.name if principal.via != "default" else f"anonymous@{call.client}"
+        wait = self.rate.take(bucket)
+        if wait > 0:
+            raise _Refused(429, "rate_limited", "rate limit exceeded", retry_s=wait)
+        body = await _read_body(request, self.limits.max_body_bytes)
+        question, parsed = parse(body)
+        call.question = question
+        if not question:
+            raise _Refused(422, "invalid", "the question is empty")
+        if len(question) > self.limits.max_question_chars:
+            raise _Refused(
+                422, "invalid", f"the question is longer than {self.limits.max_question_chars}"
+            )
+        answer = await self._ask(question, principal.role, call.request_id)
+        return render(answer, parsed), answer.status
+
+    async def _ask(self, question: str, role: str | None, request_id: str) -> Answer:
+        try:
+            await self.admission.enter()
+        except QueueFullError:
+            raise _Refused(
+                429, "queue_full", "the server is busy", retry_s=self.limits.retry_after_s
+            ) from None
+        task = asyncio.ensure_future(self._run(question, role, request_id))
+        self.tasks.add(task)
+        task.add_done_callback(_forget(self.tasks))
+        try:
+            # shield: a timeout or a client that hangs up does not cancel the agent mid-request
+            # (which could leave the request without its audit event); it finishes and records.
+            return await asyncio.wait_for(asyncio.shield(task), self.limits.request_timeout_s)
+        except TimeoutError:
+            raise _Refused(
+                504,
+                "timeout",
+                f"no answer within {self.limits.request_timeout_s:g} s; the request still "
+                f"completes and is audited under id {request_id}",
+                reached=True,
+            ) from None
+        except AuditError as exc:
+            _log.error("audit failed: answer withheld", exc_info=exc)
+            raise _Refused(500, "error", "the request could not be audited", reached=True) from None
+
+    async def _run(self, question: str, role: str | None, request_id: str) -> Answer:
+        start = time.perf_counter()
+        try:
+            answer = await self.agent.aask(question, role=role, request_id=request_id)
+        finally:
+            self.admission.leave()
+        self.metrics.agent_latency.labels(answer.status).observe(time.perf_counter() - start)
+        if answer.status == "rejected" and answer.verdict is not None:
+            for code in answer.verdict.codes:
+                self.metrics.rejections.labels(str(code)).inc()
+        return answer
+
+    def _refusal_response(self, refused: _Refused, call: _Call) -> Response:
+        headers = {}
+        if refused.retry_s is not None:
+            headers["Retry-After"] = retry_after(refused.retry_s)
+        if refused.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        body = error_body(refused.status, refused.outcome, refused.message, call.request_id)
+        return Response(to_json(body), refused.status, headers, media_type=_JSON)
+
+    async def _audit_refusal(self, refused: _Refused, call: _Call) -> None:
+        principal = call.principal
+        event = AuditEvent(
+            name="serve",
+            verdict="rejected",
+            request_id=call.request_id,
+            role=principal.role if principal is not None else None,
+            policy_mode="policy" if self.agent.policy is not None else "single_user",
+            dialect=self.agent.dialect,
+            question=call.question,
+            error=refused.message,
+            extra={
+                "http_status": refused.status,
+                "outcome": refused.outcome,
+                "endpoint": call.endpoint,
+                "caller": principal.name if principal is not None else None,
+                "client": call.client,
+            },
+        )
+        try:
+            await asyncio.to_thread(self.agent.auditor.emit, event)
+        except AuditError as exc:  # the request is refused either way
+            _log.error("could not audit a refused request", exc_info=exc)
+
+
+def _forget(tasks: set[asyncio.Task[Answer]]) -> Callable[[asyncio.Task[Answer]], None]:
+    def done(task: asyncio.Task[Answer]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so a request that timed out never logs "never retrieved"
+
+    return done
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise _Refused(400, "invalid", "invalid Content-Length")
+        if int(length) > limit:
+            raise _Refused(413, "too_large", f"the request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _Refused(413, "too_large", f"the request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def _validated(model: type[pydantic.BaseModel], body: bytes) -> Any:
+    try:
+        data = pydantic.TypeAdapter(dict[str, Any]).validate_json(body or b"null")
+    except pydantic.ValidationError:
+        raise _Refused(422, "invalid", "the body must be a JSON object") from None
+    if "role" in data:
+        raise _Refused(
+            422, "invalid", "'role' is not accepted in the body: it comes from your credential"
+        )
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise _Refused(422, "invalid", problems) from None
+
+
+def _parse_chat(body: bytes) -> tuple[str, ChatRequest]:
+    parsed: ChatRequest = _validated(ChatRequest, body)
+    return parsed.question.strip(), parsed
+
+
+def _parse_completion(body: bytes) -> tuple[str, ChatCompletionRequest]:
+    parsed: ChatCompletionRequest = _validated(ChatCompletionRequest, body)
+    return parsed.question(), parsed
+
+
+def create_app(
+    agent: SQLAgent,
+    settings: ServeSettings | None = None,
+    *,
+    close_agent: bool = True,
+    readiness: Readiness | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The FastAPI app serving ``agent``; see docs/serve.md for every endpoint.
+
+    The app owns its state (no globals): metrics in a registry of its own, the limits, the
+    authenticator. Its lifespan closes ``agent`` on shutdown (``close_agent=False`` leaves that
+    to the caller), after letting requests inside the agent finish. ``readiness`` replaces the
+    database probe of ``GET /ready`` (a function that raises when not ready); ``clock`` drives
+    the rate limiter (tests). Raises :class:`~sqlagent.errors.ConfigError` when an API key or
+    ``default_role`` names a role the policy does not define, or when the agent has no policy
+    and ``settings.single_user`` is not set.
+    """
+    server = _Server(
+        agent,
+        settings or ServeSettings(),
+        close_agent=close_agent,
+        readiness=readiness,
+        clock=clock,
+    )
+    app = FastAPI(
+        title="sqlagent",
+        summary="Safe text-to-SQL: questions in, validated read-only SQL and rows out.",
+        lifespan=server.lifespan,
+        redoc_url=None,
+    )
+    app.state.sqlagent = server
+
+    def chat_response(answer: Answer, _parsed: ChatRequest) -> Response:
+        return Response(
+            to_json(answer.to_dict()),
+            headers={"X-SQLAgent-Status": answer.status},
+            media_type=_JSON,
+        )
+
+    def completion_response(answer: Answer, parsed: ChatCompletionRequest) -> Response:
+        model = server.model
+        headers = {"X-SQLAgent-Status": answer.status}
+        if parsed.stream:
+            return StreamingResponse(
+                completion_chunks(answer, model), headers=headers, media_type="text/event-stream"
+            )
+        return Response(to_json(completion(answer, model)), headers=headers, media_type=_JSON)
+
+    @app.post(CHAT, summary="Ask a question; the answer object (status in the body).")
+    async def chat(request: Request) -> Response:
+        return await server.handle(request, CHAT, _parse_chat, chat_response)
+
+    @app.post(COMPLETIONS, summary="OpenAI-compatible chat completion.")
+    async def chat_completions(request: Request) -> Response:
+        return await server.handle(request, COMPLETIONS, _parse_completion, completion_response)
+
+    @app.get("/health", summary="Liveness: the process answers.")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: the model is loaded and the database reachable.")
+    async def ready() -> Response:
+        ok, checks = await server.ready()
+        body = {"status": "ready" if ok else "not ready", "checks": checks}
+        return Response(to_json(body), 200 if ok else 503, media_type=_JSON)
+
+    @app.get("/metrics", summary="Prometheus metrics.")
+    async def metrics() -> Response:
+        return PlainTextResponse(
+            server.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app
