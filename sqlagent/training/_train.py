@@ -31,6 +31,7 @@ import resource
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -447,7 +448,8 @@ def _progress_callback(
             parts.append(f"{kind} {peak / 2**20:.0f} MiB")
             message = " · ".join(parts)
             if self.bar is not None:
-                self.bar.update(self.task, description=f"loss {row.get('loss', '-')}")
+                if "loss" in row:
+                    self.bar.update(self.task, description=f"loss {row['loss']:.4g}")
                 self.bar.console.print(message)
             _log.info(message)
 
@@ -637,7 +639,7 @@ def _train(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
-    out = config.output_dir
+    out = config.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / _LOG_FILE
     log_path.write_text("", encoding="utf-8")
@@ -673,7 +675,11 @@ def _train(
     if val_enc:
         evaluated = trainer.evaluate()
         metrics["eval_loss"] = round(float(evaluated["eval_loss"]), 5)
-    model.save_pretrained(out)
+    with warnings.catch_warnings():
+        # peft looks for the base's config.json beside a GGUF file to see whether the
+        # vocabulary changed; it did not (no embedding is trained)
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
@@ -856,8 +862,9 @@ def _evaluate(
     run.meta.update({"llm": llm.name, "suite": str(suite), "adapter": str(out)})
     write_report(run, out / "eval")
     summary = run.summary
+    accuracy = summary["overall"].get("exec_match")
     console.print(
-        f"eval on {len(items)} validation questions: exec match {summary.get('exec_match')} · "
+        f"eval on {len(items)} validation questions: exec match {accuracy} · "
         f"report {out / 'eval' / 'report.html'}"
     )
     return summary
