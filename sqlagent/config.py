@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import sqlalchemy as sa
@@ -21,7 +22,50 @@ import yaml
 from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
 from sqlagent.errors import ConfigError
 
-__all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig"]
+__all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig", "read_config_file", "validated"]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def read_config_file(
+    path: str | os.PathLike[str], *, what: str = "config file", empty: bool = False
+) -> Mapping[str, Any]:
+    """Read a config file into a mapping: TOML (``.toml``), JSON (``.json``), else YAML.
+
+    Every failure is a :class:`ConfigError` that names ``what`` and the path; an empty file is
+    ``{}`` when ``empty`` is true.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        if p.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} not found: {p}") from exc
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {what} {p}: {exc}") from exc
+    if data is None and empty:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} {p} must hold a mapping")
+    return data
+
+
+def validated(model: type[M], data: Mapping[str, Any], *, what: str) -> M:
+    """``model.model_validate(data)``; a failure is one :class:`ConfigError` listing every
+    problem as ``dotted.location: message``."""
+    try:
+        return model.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {what}: {problems}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,30 +178,14 @@ class AgentConfig(_Frozen):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
         """Validate ``data``; errors become one :class:`ConfigError` listing every problem."""
-        try:
-            config = cls.model_validate(dict(data))
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"invalid agent configuration: {problems}") from None
+        config = validated(cls, data, what="agent configuration")
         return config if base_dir is None else config._resolved(base_dir)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> AgentConfig:
-        """Read a YAML (or JSON) config file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {p}") from exc
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"config file {p} must hold a mapping")
-        return cls.from_mapping(data, base_dir=p.resolve().parent)
+        """Read a YAML (or JSON, or TOML) config file."""
+        data = read_config_file(path)
+        return cls.from_mapping(data, base_dir=Path(path).resolve().parent)
 
     def safety_config(self) -> SafetyConfig:
         options = {"max_rows": self.max_rows, **self.safety}

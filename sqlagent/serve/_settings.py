@@ -11,15 +11,14 @@ named in the config, never written in it. Every problem is one
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 
+from sqlagent.config import read_config_file, validated
 from sqlagent.errors import ConfigError
 
 __all__ = [
@@ -138,14 +137,7 @@ class ServeSettings(_Frozen):
         """Validate ``data``, add the keys of ``SQLAGENT_API_KEYS`` and resolve the JWT key
         from ``environ`` (default: no environment at all, so tests stay hermetic)."""
         env = dict(environ or {})
-        try:
-            settings = cls.model_validate(dict(data))
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"invalid serve configuration: {problems}") from None
+        settings = validated(cls, data, what="serve configuration")
         if settings.jwt is not None and settings.jwt.key is not None:
             raise ConfigError("serve configuration: put the JWT key in key_env or key_file")
         extra = _env_keys(env.get(API_KEYS_ENV, ""))
@@ -165,19 +157,8 @@ class ServeSettings(_Frozen):
     ) -> ServeSettings:
         """Read a YAML (or JSON) serve config; relative ``key_file`` paths are resolved against
         the file's directory."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"serve config file not found: {p}") from exc
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read serve config file {p}: {exc}") from exc
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"serve config file {p} must hold a mapping")
-        return cls.from_mapping(data, environ=environ, base_dir=p.resolve().parent)
+        data = read_config_file(path, what="serve config file", empty=True)
+        return cls.from_mapping(data, environ=environ, base_dir=Path(path).resolve().parent)
 
 
 def _env_keys(text: str) -> tuple[ApiKey, ...]:

@@ -7,16 +7,14 @@ flags) use dotted keys (``lora.r``, ``optim.learning_rate``) and win over the fi
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 
+from sqlagent.config import read_config_file, validated
 from sqlagent.errors import ConfigError
 
 __all__ = [
@@ -125,35 +123,14 @@ class TrainConfig(_Frozen):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> TrainConfig:
         """Validate ``data``; errors become one :class:`ConfigError` listing every problem."""
-        try:
-            config = cls.model_validate(dict(data))
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ConfigError(f"invalid training configuration: {problems}") from None
+        config = validated(cls, data, what="training configuration")
         return config if base_dir is None else config._resolved(base_dir)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TrainConfig:
         """Read a YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            if p.suffix == ".toml":
-                data: Any = tomllib.loads(text)
-            elif p.suffix == ".json":
-                data = json.loads(text)
-            else:
-                data = yaml.safe_load(text)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"training config not found: {p}") from exc
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read training config {p}: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"training config {p} must hold a mapping")
-        return cls.from_mapping(data, base_dir=p.resolve().parent)
+        data = read_config_file(path, what="training config")
+        return cls.from_mapping(data, base_dir=Path(path).resolve().parent)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
         """A copy with dotted keys replaced (``{"lora.r": 8, "output_dir": "x"}``); ``None``

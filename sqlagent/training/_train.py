@@ -40,6 +40,7 @@ from typing import Any, Literal
 from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError, SqlAgentError
 from sqlagent.llm import FALLBACK_CHAT_TEMPLATE, auto_dtype, write_adapter_manifest
+from sqlagent.llm._transformers import _cuda_capability
 from sqlagent.prompt import PROMPT_FORMAT_VERSION
 from sqlagent.safety import Policy
 from sqlagent.training._config import TrainConfig
@@ -176,6 +177,22 @@ def _encode_all(
     return kept, len(encoded) - len(kept)
 
 
+def _encode_split(
+    data: TrainData, tokenizer: Any, max_length: int
+) -> tuple[list[Encoded], list[Encoded], DataReport]:
+    """Both splits tokenized, records over ``max_length`` dropped, the counts updated."""
+    train, too_long = _encode_all(data.train, tokenizer, max_length)
+    validation, val_long = _encode_all(data.validation, tokenizer, max_length)
+    report = replace(
+        data.report,
+        too_long=data.report.too_long + too_long + val_long,
+        train=len(train),
+        validation=len(validation),
+        train_tokens=sum(len(e.input_ids) for e in train),
+    )
+    return train, validation, report
+
+
 def _data_hash(records: Sequence[Mapping[str, Any]]) -> str:
     digest = hashlib.sha256()
     for record in records:
@@ -219,6 +236,30 @@ def _use_4bit(setting: Literal["auto", True, False], *, cuda: bool, gguf: bool) 
     if setting == "auto":
         return cuda and not gguf and importlib.util.find_spec("bitsandbytes") is not None
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Choices:
+    """What a run on this machine will use, decided once from the config and the GPU."""
+
+    cuda: bool
+    backend: Backend
+    four_bit: bool
+    dtype: Literal["float32", "float16", "bfloat16"]
+    device: str
+
+
+def _choices(config: TrainConfig, capability: tuple[int, int] | None) -> _Choices:
+    cuda, gguf = capability is not None, config.base_model.is_file()
+    backend = choose_backend(
+        config.backend,
+        cuda=cuda,
+        unsloth_installed=importlib.util.find_spec("unsloth") is not None,
+        gguf=gguf,
+    )
+    four_bit = _use_4bit(config.quantization.load_in_4bit, cuda=cuda, gguf=gguf)
+    dtype = auto_dtype(capability) if config.dtype == "auto" else config.dtype
+    return _Choices(cuda, backend, four_bit, dtype, config.device or ("cuda" if cuda else "cpu"))
 
 
 def count_parameters(base_model: str | Path) -> int | None:
@@ -265,17 +306,6 @@ def _import(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(f"sqlagent train needs {module}: {extra}") from exc
-
-
-def _cuda_capability(torch: Any, device: str | None) -> tuple[int, int] | None:
-    if device is not None and not device.startswith("cuda"):
-        return None
-    if not torch.cuda.is_available():
-        if device is not None:
-            raise ConfigError(f"device {device!r} was asked for, but no CUDA GPU is available")
-        return None
-    major, minor = torch.cuda.get_device_capability(device)
-    return int(major), int(minor)
 
 
 def _check_trl(cuda: bool) -> None:
@@ -505,28 +535,11 @@ def dry_run(config: TrainConfig, *, progress: Callable[[int], None] | None = Non
     except Exception as exc:  # no extra, or tokenizer files transformers cannot read
         _log.warning("no tokenizer (%s): token counts are approximate", exc)
     else:
-        train, too_long = _encode_all(data.train, tokenizer, config.max_length)
-        val, val_long = _encode_all(data.validation, tokenizer, config.max_length)
-        report = replace(
-            report,
-            too_long=report.too_long + too_long + val_long,
-            train=len(train),
-            validation=len(val),
-            train_tokens=sum(len(e.input_ids) for e in train),
-        )
-        exact = True
+        report, exact = _encode_split(data, tokenizer, config.max_length)[2], True
     capability = None
     if importlib.util.find_spec("torch") is not None:
         capability = _cuda_capability(importlib.import_module("torch"), config.device)
-    cuda, gguf = capability is not None, config.base_model.is_file()
-    backend = choose_backend(
-        config.backend,
-        cuda=cuda,
-        unsloth_installed=importlib.util.find_spec("unsloth") is not None,
-        gguf=gguf,
-    )
-    four_bit = _use_4bit(config.quantization.load_in_4bit, cuda=cuda, gguf=gguf)
-    dtype_name = auto_dtype(capability) if config.dtype == "auto" else config.dtype
+    run = _choices(config, capability)
     o = config.optim
     estimate = plan(
         data.train,
@@ -534,7 +547,7 @@ def dry_run(config: TrainConfig, *, progress: Callable[[int], None] | None = Non
         batch_size=o.batch_size,
         grad_accum=o.grad_accum,
         parameters=count_parameters(config.base_model),
-        dtype="4bit" if four_bit else dtype_name,
+        dtype="4bit" if run.four_bit else run.dtype,
         config=_model_config(config.base_model),
         lora_r=config.lora.r,
         target_modules=config.lora.target_modules,
@@ -548,8 +561,7 @@ def dry_run(config: TrainConfig, *, progress: Callable[[int], None] | None = Non
         epochs=o.epochs,
         steps=steps,
     )
-    device = config.device or ("cuda" if cuda else "cpu")
-    return DryRun(report, estimate, exact, backend, four_bit, dtype_name, device)
+    return DryRun(report, estimate, exact, run.backend, run.four_bit, run.dtype, run.device)
 
 
 def train(
@@ -583,19 +595,15 @@ def _train(
         raise ConfigError(f"no base model at '{base}'")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    capability = _cuda_capability(torch, config.device)
-    cuda = capability is not None
-    _check_trl(cuda)
-    gguf = base.is_file()
-    backend = choose_backend(
-        config.backend,
-        cuda=cuda,
-        unsloth_installed=importlib.util.find_spec("unsloth") is not None,
-        gguf=gguf,
+    run = _choices(config, _cuda_capability(torch, config.device))
+    cuda, backend, four_bit, dtype_name, device = (
+        run.cuda,
+        run.backend,
+        run.four_bit,
+        run.dtype,
+        run.device,
     )
-    four_bit = _use_4bit(config.quantization.load_in_4bit, cuda=cuda, gguf=gguf)
-    dtype_name = auto_dtype(capability) if config.dtype == "auto" else config.dtype
-    device = config.device or ("cuda" if cuda else "cpu")
+    _check_trl(cuda)
     if not cuda:
         console.print(
             "[yellow]no CUDA GPU: plain LoRA over fp32 weights on the CPU (no 4-bit "
@@ -613,20 +621,12 @@ def _train(
         model, tokenizer = _load_unsloth(config, getattr(torch, dtype_name), four_bit)
     else:
         tokenizer = _load_tokenizer(base)
-    train_enc, too_long = _encode_all(data.train, tokenizer, config.max_length)
-    val_enc, val_long = _encode_all(data.validation, tokenizer, config.max_length)
+    train_enc, val_enc, report = _encode_split(data, tokenizer, config.max_length)
     if not train_enc:
         raise ConfigError(
             f"no training example fits max_length={config.max_length} tokens "
-            f"({too_long} too long): raise max_length"
+            f"({report.too_long} too long): raise max_length"
         )
-    report = replace(
-        data.report,
-        too_long=data.report.too_long + too_long + val_long,
-        train=len(train_enc),
-        validation=len(val_enc),
-        train_tokens=sum(len(e.input_ids) for e in train_enc),
-    )
     report.print(console)
     if backend == "peft":
         try:
