@@ -851,7 +851,12 @@ def _evaluate(
         max_new_tokens=config.eval.max_new_tokens,
         device=config.device,
     )
-    retrieval = data.agent.retrieval if data.agent is not None else None
+    # An agent config lends its retrieval settings (in memory: the user's index is left alone);
+    # its examples and notes are not used, so the store's answers to held-out questions stay
+    # out of the prompts.
+    retrieval = None
+    if data.agent is not None:
+        retrieval = data.agent.retrieval.model_copy(update={"store": "memory", "path": None})
     predictor, close = agent_predictor(
         llm, policy=data.policy, max_attempts=config.eval.max_attempts, retrieval=retrieval
     )
