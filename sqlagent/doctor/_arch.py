@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,16 @@ class ModelArch:
         if not self.is_moe:
             return 0
         return self.num_layers if self.moe_layers is None else self.moe_layers
+
+    def lora_parameters(self, r: int, targets: Iterable[str]) -> int:
+        """Parameters of a rank-``r`` LoRA on the linear layers named in ``targets``:
+        ``r x (in + out)`` each (expert projections counted per expert)."""
+        names = set(targets)
+        return sum(
+            r * (m.in_features + m.out_features) * m.count
+            for m in self.linears()
+            if m.name in names
+        )
 
     def linears(self) -> tuple[Linear, ...]:
         """Every linear layer kind, with its count in the whole model (lm_head excluded)."""

@@ -292,11 +292,7 @@ def plan_memory(
     )
     verdicts = tuple(_verdict(setup, gpu, seq, q, kv_dtype) for gpu in chosen)
     context_gpu = max(verdicts, key=lambda v: v.gpu.usable_gib)
-    lora_params = sum(
-        lora_r * (m.in_features + m.out_features) * m.count
-        for m in arch.linears()
-        if m.name in targets
-    )
+    lora_params = arch.lora_parameters(lora_r, targets)
     return MemoryPlan(
         arch=arch,
         quant=q,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlagent.doctor import arch_from_config
 from sqlagent.prompt import count_tokens
+from sqlagent.training._config import DEFAULT_TARGETS
 from sqlagent.training._data import TokenCounter, record_tokens
 
 __all__ = ["TrainPlan", "lora_parameters", "plan"]
@@ -24,7 +26,6 @@ __all__ = ["TrainPlan", "lora_parameters", "plan"]
 WeightDtype = Literal["float32", "bfloat16", "float16", "4bit"]
 _BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "4bit": 0.5}
 _LORA_BYTES = 16  # fp32 weight + gradient + two Adam moments
-_DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,31 +45,13 @@ class TrainPlan:
 def lora_parameters(
     config: dict[str, Any] | str | os.PathLike[str],
     r: int,
-    target_modules: Sequence[str] = _DEFAULT_TARGETS,
+    target_modules: Sequence[str] = DEFAULT_TARGETS,
 ) -> int:
-    """LoRA parameters ``r * (in + out)`` per adapted linear layer, from a Llama-style config.
-
-    Knows the usual projection names (``q/k/v/o_proj``, ``gate/up/down_proj``), with grouped
-    query attention (``num_key_value_heads``); other names are ignored.
-    """
+    """LoRA parameters ``r * (in + out)`` per adapted linear layer of a ``config.json`` (a
+    mapping or a path), counted from the model's shape by :mod:`sqlagent.doctor` (grouped-query
+    attention, MoE experts per expert); names the model does not have are ignored."""
     cfg = config if isinstance(config, dict) else json.loads(Path(config).read_text("utf-8"))
-    hidden = int(cfg["hidden_size"])
-    layers = int(cfg["num_hidden_layers"])
-    heads = int(cfg["num_attention_heads"])
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
-    kv = int(cfg.get("num_key_value_heads") or heads) * head_dim
-    inter = int(cfg.get("intermediate_size") or 4 * hidden)
-    shapes = {
-        "q_proj": (hidden, heads * head_dim),
-        "k_proj": (hidden, kv),
-        "v_proj": (hidden, kv),
-        "o_proj": (heads * head_dim, hidden),
-        "gate_proj": (hidden, inter),
-        "up_proj": (hidden, inter),
-        "down_proj": (inter, hidden),
-    }
-    per_layer = sum(r * (i + o) for name, (i, o) in shapes.items() if name in target_modules)
-    return per_layer * layers
+    return arch_from_config(cfg).lora_parameters(r, target_modules)
 
 
 def plan(
@@ -83,7 +66,7 @@ def plan(
     dtype: WeightDtype = "bfloat16",
     config: dict[str, Any] | str | os.PathLike[str] | None = None,
     lora_r: int = 16,
-    target_modules: Sequence[str] = _DEFAULT_TARGETS,
+    target_modules: Sequence[str] = DEFAULT_TARGETS,
 ) -> TrainPlan:
     """Examples, tokens and optimizer steps of a run, and a rough memory estimate.
 

@@ -198,9 +198,13 @@ def test_plan_arithmetic(demo_records: list[dict[str, Any]]) -> None:
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "intermediate_size": 128,
+        "vocab_size": 100,
     }
     # q: 8*(64+64), k and v: 8*(64+32), o: 8*(64+64) per layer
-    assert lora_parameters(config, 8) == 2 * 8 * (128 + 96 + 96 + 128)
+    attention = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert lora_parameters(config, 8, attention) == 2 * 8 * (128 + 96 + 96 + 128)
+    # the default: the 7 projections, gate/up 8*(64+128) and down 8*(128+64) more
+    assert lora_parameters(config, 8) == 2 * 8 * (128 + 96 + 96 + 128 + 3 * 192)
     q = plan(demo_records, parameters=1_000_000, dtype="4bit", config=config, lora_r=8)
     assert q.weight_bytes == 500_000
     assert q.memory_estimate_bytes == 500_000 + 16 * lora_parameters(config, 8)
