@@ -164,6 +164,13 @@ class _Location:
     directory: Path
     gguf: Path | None = None
 
+    def source(self) -> dict[str, Any]:
+        """The ``from_pretrained`` keywords that load from here, offline."""
+        found: dict[str, Any] = {"local_files_only": True}
+        if self.gguf is not None:
+            found["gguf_file"] = self.gguf.name
+        return found
+
 
 def _model_location(path: Path) -> _Location:
     expected = "a model directory with config.json and safetensors weights, or a .gguf file"
@@ -438,9 +445,7 @@ class TransformersLLM(SyncLLM):
     ) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-        source: dict[str, Any] = {"local_files_only": True}
-        if location.gguf is not None:
-            source["gguf_file"] = location.gguf.name
+        source = location.source()
         options: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}}
         if self.load_in_4bit:
             options["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
@@ -540,13 +545,15 @@ def _choose_unsloth(setting: bool | None, *, installed: bool, cuda: bool, gguf: 
     return setting
 
 
-def _nf4_options(compute_dtype: torch.dtype) -> dict[str, Any]:
-    """4-bit NormalFloat weights with double quantization (QLoRA's setting), computing in
-    ``compute_dtype``."""
+def _nf4_options(
+    compute_dtype: torch.dtype, *, quant_type: str = "nf4", double_quant: bool = True
+) -> dict[str, Any]:
+    """bitsandbytes 4-bit weights, by default NormalFloat with double quantization (QLoRA's
+    setting), computing in ``compute_dtype``."""
     return {
         "load_in_4bit": True,
-        "bnb_4bit_quant_type": "nf4",
-        "bnb_4bit_use_double_quant": True,
+        "bnb_4bit_quant_type": quant_type,
+        "bnb_4bit_use_double_quant": double_quant,
         "bnb_4bit_compute_dtype": compute_dtype,
     }
 

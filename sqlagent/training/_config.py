@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from sqlagent.config import read_config_file, validated
+from sqlagent.config import _resolve_sqlite_url, read_config_file, validated
 from sqlagent.errors import ConfigError
 
 __all__ = [
@@ -160,7 +160,11 @@ class TrainConfig(_Frozen):
             source.model_copy(
                 update={
                     "path": fix(source.path),
-                    "database": _sqlite_relative(source.database, base),
+                    "database": (
+                        None
+                        if source.database is None
+                        else _resolve_sqlite_url(source.database, base)
+                    ),
                 }
             )
             for source in self.data
@@ -173,13 +177,3 @@ class TrainConfig(_Frozen):
                 "data": tuple(data),
             }
         )
-
-
-def _sqlite_relative(url: str | None, base: Path) -> str | None:
-    """``sqlite:///relative.db`` relative to the config file, like agent configs."""
-    if url is None or not url.startswith("sqlite:///"):
-        return url
-    path = url[len("sqlite:///") :]
-    if not path or path.startswith(("/", "file:", ":memory:")):
-        return url
-    return f"sqlite:///{base / path}"

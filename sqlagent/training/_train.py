@@ -40,7 +40,7 @@ from typing import Any, Literal
 from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError, SqlAgentError
 from sqlagent.llm import FALLBACK_CHAT_TEMPLATE, auto_dtype, write_adapter_manifest
-from sqlagent.llm._transformers import _cuda_capability
+from sqlagent.llm._transformers import _cuda_capability, _model_location, _nf4_options
 from sqlagent.prompt import PROMPT_FORMAT_VERSION
 from sqlagent.safety import Policy
 from sqlagent.training._config import TrainConfig
@@ -294,7 +294,8 @@ def _model_config(base: Path) -> dict[str, Any] | None:
             return loaded if isinstance(loaded, dict) else None
         from transformers import AutoConfig
 
-        found = AutoConfig.from_pretrained(base.parent, gguf_file=base.name, local_files_only=True)
+        location = _model_location(base)
+        found = AutoConfig.from_pretrained(location.directory, **location.source())
         return dict(found.to_dict())
     except Exception as exc:  # no transformers, an unreadable file: no LoRA count
         _log.debug("cannot read the config of %s: %s", base, exc)
@@ -319,12 +320,8 @@ def _check_trl(cuda: bool) -> None:
 def _load_tokenizer(base: Path) -> Any:
     from transformers import AutoTokenizer
 
-    source: dict[str, Any] = {"local_files_only": True}
-    directory = base
-    if base.is_file():
-        source["gguf_file"] = base.name
-        directory = base.parent
-    tokenizer = AutoTokenizer.from_pretrained(directory, **source)
+    location = _model_location(base)
+    tokenizer = AutoTokenizer.from_pretrained(location.directory, **location.source())
     if tokenizer.chat_template is None:
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE  # what the runtime falls back on too
     if tokenizer.pad_token is None:
@@ -350,24 +347,18 @@ def _load_peft(config: TrainConfig, dtype: Any, device: str, four_bit: bool, tok
     from transformers import AutoModelForCausalLM
 
     base = config.base_model
-    source: dict[str, Any] = {"local_files_only": True}
-    directory = base
-    if base.is_file():
-        source["gguf_file"] = base.name
-        directory = base.parent
+    location = _model_location(base)
     options: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}}
     if four_bit:
         from transformers import BitsAndBytesConfig
 
+        quant = config.quantization
         options["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
-            load_in_4bit=True,
-            bnb_4bit_quant_type=config.quantization.quant_type,
-            bnb_4bit_use_double_quant=config.quantization.double_quant,
-            bnb_4bit_compute_dtype=dtype,
+            **_nf4_options(dtype, quant_type=quant.quant_type, double_quant=quant.double_quant)
         )
-    model = AutoModelForCausalLM.from_pretrained(directory, **source, **options)
+    model = AutoModelForCausalLM.from_pretrained(location.directory, **location.source(), **options)
     quantizer = getattr(model, "hf_quantizer", None)
-    if base.is_file() and quantizer is not None:
+    if location.gguf is not None and quantizer is not None:
         # A GGUF file is dequantized to ``dtype`` on load: the weights are plain tensors, but
         # transformers still flags the model as GGUF-quantized and the Trainer refuses it.
         quantizer.remove_quantization_config(model)

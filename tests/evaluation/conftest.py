@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from sqlagent.evaluation._execmatch import ExecItem, ExecVerdict
 from tests.conftest import ROOT, SPIDER
 
 DEMO_SUITE = ROOT / "eval" / "demo" / "suite.jsonl"
@@ -19,27 +19,7 @@ needs_spider = pytest.mark.skipif(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FakeItem:
-    index: int
-    db_path: str
-    gold: str
-    predicted: str
-
-
-@dataclass(frozen=True, slots=True)
-class FakeVerdict:
-    index: int
-    match: bool
-    pred_error: str | None
-    gold_error: str | None
-    gold_rows: int | None
-    pred_rows: int | None
-    gold_flags: tuple[str, ...]
-    elapsed_ms: float
-
-
-def _fake_many(items: list[FakeItem], **_: Any) -> list[FakeVerdict]:
+def _fake_many(items: list[ExecItem], **_: Any) -> list[ExecVerdict]:
     """Set comparison of result rows, in this process: enough to test the scoring around it."""
     out = []
     for it in items:
@@ -52,7 +32,7 @@ def _fake_many(items: list[FakeItem], **_: Any) -> list[FakeVerdict]:
             pred, error = None, str(exc)
         con.close()
         out.append(
-            FakeVerdict(
+            ExecVerdict(
                 it.index,
                 pred == gold,
                 error,
@@ -68,7 +48,7 @@ def _fake_many(items: list[FakeItem], **_: Any) -> list[FakeVerdict]:
 
 @pytest.fixture
 def fake_engine() -> SimpleNamespace:
-    return SimpleNamespace(ExecItem=FakeItem, exec_match_many=_fake_many)
+    return SimpleNamespace(ExecItem=ExecItem, exec_match_many=_fake_many)
 
 
 @pytest.fixture
