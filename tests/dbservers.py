@@ -20,6 +20,9 @@ PG_ADMIN_URL = os.environ.get(
 )
 MYSQL_ADMIN_URL = os.environ.get("SQLAGENT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 TEST_DB = "sqlagent_test"
+# Appended to every database name the tests create, so that several test runs can share one
+# server at once (e.g. SQLAGENT_TEST_DB_SUFFIX=_w1).
+DB_SUFFIX = os.environ.get("SQLAGENT_TEST_DB_SUFFIX", "")
 
 _TYPES = {"INTEGER": sa.BigInteger, "REAL": sa.Float, "TEXT": sa.String(200)}
 
@@ -47,7 +50,8 @@ def _admin(kind: str) -> tuple[sa.Engine, str]:
 
 
 def create_test_database(kind: str, name: str = TEST_DB) -> str:
-    """(Re)create database ``name`` on a server and return its URL."""
+    """(Re)create database ``name`` (plus ``DB_SUFFIX``) on a server and return its URL."""
+    name += DB_SUFFIX
     admin, drop = _admin(kind)
     try:
         with admin.connect() as conn:
@@ -59,6 +63,7 @@ def create_test_database(kind: str, name: str = TEST_DB) -> str:
 
 
 def drop_test_database(kind: str, name: str = TEST_DB) -> None:
+    name += DB_SUFFIX
     admin, drop = _admin(kind)
     try:
         with admin.connect() as conn:
