@@ -1,19 +1,24 @@
 """Step 3: grounding and policy — resolve every table and column, then enforce the role.
 
-The analysis runs on a *copy* of the tree whose identifiers are normalized under the dialect's
-case rules and which sqlglot's ``qualify`` has rewritten so that every column names its source
-and every ``*`` is expanded. Each column is then resolved through aliases, CTEs, derived tables,
-correlated subqueries, USING joins and set operations to the catalog table it reads.
+The analysis works on a tree whose identifiers are normalized under the dialect's case rules and
+which sqlglot's ``qualify`` has rewritten so that every column names its source and every ``*``
+is expanded. Table references are resolved the way the engine resolves them (a qualified name
+never means a CTE); each column is then resolved through aliases, CTEs, derived tables,
+correlated subqueries, USING joins, set operations, table functions and system relations to the
+source it reads.
 
-In policy mode the qualified copy (masks applied) *is* the statement that runs: every column in
-it is explicitly bound to the source that was checked, so what was authorized is what executes.
+In policy mode the qualified tree (masks applied) *is* the statement that runs, and it enforces
+the role by construction, independently of the column checks: every reference to a table the
+role may only partly read becomes a derived table that selects exactly the role's granted
+columns (masked ones as the mask), so the database itself cannot see anything else — the
+*noninterference* property: the result never depends on values the role may not read.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -25,7 +30,13 @@ from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from sqlagent.catalog import Catalog, Table
-from sqlagent.dialects import RESERVED_WORDS, analysis_dialect, catalog_key, is_system_relation
+from sqlagent.dialects import (
+    RESERVED_WORDS,
+    analysis_dialect,
+    catalog_key,
+    is_system_relation,
+    normalize_key,
+)
 from sqlagent.safety._policy import Access
 from sqlagent.types import Violation, ViolationCode
 
@@ -33,11 +44,48 @@ __all__ = ["Analysis", "SchemaIndex", "analyze", "sqlite_string_fallback"]
 
 _CASE_INSENSITIVE = frozenset({"sqlite", "mysql"})
 _DEFAULT_SCHEMAS = {"sqlite": {"main"}, "postgres": {"public"}, "mysql": set(), "oracle": set()}
+# DUAL's columns: Oracle's has DUMMY, MySQL/MariaDB's has none.
+_DUAL_COLUMNS = {"oracle": frozenset({"dummy"}), "mysql": frozenset()}
+
+#: Output columns of set-returning functions used as tables, when the query gives no column
+#: alias list. ``None``: one column, named after the table alias (or the function). Functions
+#: missing here have columns the analysis does not know (references to them are not grounded).
+_TABLE_FUNCTION_COLUMNS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "postgres": {
+        "generate_series": None,
+        "unnest": None,
+        "generate_subscripts": None,
+        "regexp_matches": None,
+        "regexp_split_to_table": None,
+        "string_to_table": None,
+        "json_object_keys": None,
+        "jsonb_object_keys": None,
+        "json_array_elements": ("value",),
+        "jsonb_array_elements": ("value",),
+        "json_array_elements_text": ("value",),
+        "jsonb_array_elements_text": ("value",),
+        "json_each": ("key", "value"),
+        "jsonb_each": ("key", "value"),
+        "json_each_text": ("key", "value"),
+        "jsonb_each_text": ("key", "value"),
+    },
+    "sqlite": {
+        "json_each": ("key", "value", "type", "atom", "id", "parent", "fullkey", "path"),
+        "json_tree": ("key", "value", "type", "atom", "id", "parent", "fullkey", "path"),
+    },
+    "mysql": {},
+    "oracle": {},
+}
 
 
 @dataclass(frozen=True)
 class SchemaIndex:
-    """A catalog prepared for one dialect (and, in policy mode, one role): built once, reused."""
+    """A catalog prepared for one dialect (and, in policy mode, one role): built once, reused.
+
+    ``wrapped`` holds, for each table the role may only partly read (a denied or a masked
+    column), the columns the role's derived table selects, in catalog order, each with whether it
+    is masked; tables the role reads whole and in clear are not wrapped.
+    """
 
     dialect: str
     catalog: Catalog
@@ -45,6 +93,7 @@ class SchemaIndex:
     columns: Mapping[str, Mapping[str, str]]  # table name -> normalized column key -> column name
     visible: Mapping[str, frozenset[str]] | None  # None: single-user mode, all visible
     qualify_schema: MappingSchema
+    wrapped: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -53,6 +102,7 @@ class SchemaIndex:
         dialect: str,
         visible: Mapping[str, frozenset[str]] | None = None,
         *,
+        masked: frozenset[tuple[str, str]] = frozenset(),
         qualify_all: bool = False,
     ) -> SchemaIndex:
         """Prepare ``catalog``; ``visible`` (policy mode) limits what qualify() sees unless
@@ -73,7 +123,20 @@ class SchemaIndex:
                 if allowed is None or cname in allowed
             }
         schema = MappingSchema(mapping, dialect=analysis_dialect(dialect), normalize=False)
-        return cls(dialect, catalog, tables, columns, visible, schema)
+        wrapped: dict[str, tuple[tuple[str, bool], ...]] = {}
+        if visible is not None:
+            for table in catalog:
+                granted = visible.get(table.name)
+                if granted is None:
+                    continue
+                names = table.column_names
+                if len(granted) < len(names) or any((table.name, c) in masked for c in granted):
+                    wrapped[table.name] = tuple(
+                        (catalog_key(c, dialect), (table.name, c) in masked)
+                        for c in names
+                        if c in granted
+                    )
+        return cls(dialect, catalog, tables, columns, visible, schema, wrapped)
 
     def is_visible(self, table: str, column: str | None = None) -> bool:
         if self.visible is None:
@@ -85,6 +148,22 @@ class SchemaIndex:
     def visible_columns(self, table: str) -> list[str]:
         return [c for c in self.columns[table].values() if self.is_visible(table, c)]
 
+    def fully_readable(self, table: str, access: Access | None) -> bool:
+        """Whether the role reads every column of ``table`` in clear (nothing to protect)."""
+        return access is None or (self.is_visible(table) and table not in self.wrapped)
+
+
+@dataclass(frozen=True, slots=True)
+class Ungrounded:
+    """A source that is not in the catalog but may be read: DUAL, a system relation, a table
+    function. ``columns`` (normalized keys) are the columns the database sees through it, or
+    ``None`` when unknown. ``wrap`` (a system relation granted column by column): the statement
+    reads it through a derived table that selects exactly ``columns``."""
+
+    label: str
+    columns: frozenset[str] | None
+    wrap: bool = False
+
 
 @dataclass
 class Analysis:
@@ -93,17 +172,13 @@ class Analysis:
     columns: list[str] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
     output: exp.Expr | None = None  # policy mode: the rewritten statement to run
+    ungrounded: list[Ungrounded] = field(default_factory=list)
 
     def touch(self, table: str, column: str | None = None) -> None:
         if table not in self.tables:
             self.tables.append(table)
         if column is not None and f"{table}.{column}" not in self.columns:
             self.columns.append(f"{table}.{column}")
-
-
-# A source that is not in the catalog but may be read: DUAL, or a system relation the policy
-# names explicitly (or any system relation in single-user mode). Its columns are not grounded.
-_UNGROUNDED = "\x00ungrounded"  # never a table name
 
 
 def _suggest(word: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...]:
@@ -113,21 +188,19 @@ def _suggest(word: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...
     return tuple(lowered[h] for h in hits)
 
 
-def _cte_names(scope: Scope) -> set[str]:
-    names: set[str] = set()
-    s: Scope | None = scope
-    while s is not None:
-        names.update(s.cte_sources)
-        s = s.parent
-    return names
-
-
 def sqlite_string_fallback(tree: exp.Expr, catalog: Catalog) -> None:
     """SQLite reads a double-quoted word that names no column as a string literal; do the same.
 
     ``WHERE country = "France"`` is a string comparison in SQLite when no column is called France.
     The tree is changed in place so the statement that runs says ``'France'`` explicitly.
     """
+    candidates = [
+        c
+        for c in tree.find_all(exp.Column)
+        if not c.table and isinstance(c.this, exp.Identifier) and c.this.quoted
+    ]
+    if not candidates:
+        return
     known: set[str] = set()
     for table in tree.find_all(exp.Table):
         t = catalog.table(table.name) or next(
@@ -140,16 +213,9 @@ def sqlite_string_fallback(tree: exp.Expr, catalog: Catalog) -> None:
             known.add(node.alias.lower())
         if isinstance(node, exp.TableAlias):
             known.update(c.name.lower() for c in node.columns)
-    for column in list(tree.find_all(exp.Column)):
-        ident = column.this
-        if (
-            isinstance(ident, exp.Identifier)
-            and ident.quoted
-            and not column.table
-            and ident.name.lower() not in known
-            and not isinstance(column.parent, exp.Dot)
-        ):
-            column.replace(exp.Literal.string(ident.name))
+    for column in candidates:
+        if column.this.name.lower() not in known and not isinstance(column.parent, exp.Dot):
+            column.replace(exp.Literal.string(column.this.name))
 
 
 def _output_names(scope: Scope) -> list[str]:
@@ -157,11 +223,14 @@ def _output_names(scope: Scope) -> list[str]:
     expr: exp.Expr = scope.expression
     while isinstance(expr, exp.SetOperation):
         expr = expr.left
-    if isinstance(expr, exp.Lateral):
+    if isinstance(expr, exp.Lateral | exp.Unnest):
         alias = expr.args.get("alias")
         if isinstance(alias, exp.TableAlias) and alias.columns:
             return [c.name for c in alias.columns]
-        expr = expr.this
+        if isinstance(expr, exp.Lateral):
+            expr = expr.this
+        else:
+            return [alias.name] if isinstance(alias, exp.TableAlias) and alias.name else []
     if isinstance(expr, exp.Subquery):
         expr = expr.unnest()
     names = getattr(expr, "named_selects", None)
@@ -187,9 +256,15 @@ def _is_alias_reference(column: exp.Column, scope: Scope) -> bool:
 
 
 _ORIG = "sqlagent_orig"  # Identifier.meta: the spelling the user wrote
-_TABLE = "sqlagent_table"  # Table.meta: name of the catalog table (or _UNGROUNDED) it reads
-_DB = "sqlagent_db"  # Table.meta: the db/catalog qualifiers removed for qualify()
+_TABLE = "sqlagent_table"  # Table.meta: name of the catalog table it reads, or _UNGROUNDED
+_SOURCE = "sqlagent_source"  # Table.meta: index of its Ungrounded entry in Analysis.ungrounded
+_CTE_REF = "sqlagent_cte"  # Table.meta: the reference names a CTE
 _STAR = "sqlagent_star"  # Select.meta: the select list had a * before expansion
+_UNGROUNDED = "\x00ungrounded"  # never a table name
+
+# Arguments a wrapped table reference may carry: anything else (hints, time travel, sampling)
+# could change what the derived table would have to read, so it fails closed.
+_WRAPPABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins", "laterals"})
 
 
 def analyze(
@@ -199,24 +274,26 @@ def analyze(
     *,
     mask_value: str,
     diagnostic: SchemaIndex | None = None,
+    fresh: Callable[[], exp.Expr] | None = None,
+    counterpart: Mapping[int, exp.Table] | None = None,
 ) -> Analysis:
     """Ground ``tree`` in ``index`` and, with ``access``, enforce the role's grants and masks.
 
-    In policy mode ``index`` qualifies against the role's visible columns only (so ``*`` expands
-    to granted columns); if sqlglot cannot qualify a statement against that view, the analysis
-    is repeated with ``diagnostic`` (the whole catalog, same grants) purely to name the exact
-    violation. Facts about nodes live in ``node.meta``, which survives qualify()'s rewrites.
+    ``tree`` is analysed *in place* (normalized, qualified, rewritten); in policy mode it becomes
+    the statement to run. If sqlglot cannot qualify a statement against the role's view, the
+    analysis is repeated on ``fresh()`` (a new parse of the same text) with ``diagnostic`` (the
+    whole catalog, same grants) purely to name the exact violation. ``counterpart`` maps the ids
+    of ``tree``'s table nodes to the nodes of the tree that will run (single-user mode), where
+    MySQL table names get their catalog spelling. Facts about nodes live in ``node.meta``.
     """
     dialect = index.dialect
     ad = analysis_dialect(dialect)
     result = Analysis()
-    work = tree.copy()
+    work = tree
     for ident in work.find_all(exp.Identifier):
         ident.meta[_ORIG] = ident.this
-    pairs = zip(tree.find_all(exp.Table), work.find_all(exp.Table), strict=True)
-    counterpart = {id(copied): original for original, copied in pairs}
     normalize_identifiers(work, dialect=ad)
-    _resolve_tables(work, index, access, result, counterpart)
+    _resolve_tables(work, index, access, result, counterpart or {})
     if result.violations:
         return result
 
@@ -236,8 +313,8 @@ def analyze(
             dialect=ad,
         )
     except SqlglotError as exc:
-        if access is not None and diagnostic is not None:
-            diagnosis = analyze(tree, diagnostic, access, mask_value=mask_value)
+        if access is not None and diagnostic is not None and fresh is not None:
+            diagnosis = analyze(fresh(), diagnostic, access, mask_value=mask_value)
             if diagnosis.violations:
                 diagnosis.output = None
                 return diagnosis
@@ -260,27 +337,112 @@ def analyze(
     if result.violations or access is None:
         return result
 
-    # -- policy mode: the qualified copy, masks applied, becomes the statement to run ----------
+    # -- policy mode: the qualified tree, masks applied, becomes the statement to run ----------
     for column in checker.to_mask:
         column.replace(exp.Literal.string(mask_value))
-    for node in work.find_all(exp.Table):
-        if _DB in node.meta:
-            db_node, catalog_node = node.meta[_DB]
-            node.set("db", db_node)
-            node.set("catalog", catalog_node)
+    _restore_labels(work, index)
+    for node in list(work.find_all(exp.Table)):
         got = node.meta.get(_TABLE)
+        if got is None or node.meta.get(_CTE_REF):
+            continue
         # MySQL compares table names case-sensitively on most servers: use the real spelling.
-        if (
-            dialect in _CASE_INSENSITIVE
-            and got is not None
-            and got != _UNGROUNDED
-            and isinstance(node.this, exp.Identifier)
-        ):
+        if dialect in _CASE_INSENSITIVE and got != _UNGROUNDED:
             node.this.set("this", got)
             node.this.set("quoted", False)
-    _restore_labels(work, index)
+        if got != _UNGROUNDED and got in index.wrapped:
+            _wrap(node, index.wrapped[got], mask_value, result)
+        elif got == _UNGROUNDED:
+            source = result.ungrounded[node.meta[_SOURCE]]
+            if source.wrap and source.columns is not None:
+                names = sorted(normalize_key(c, dialect, quoted=False) for c in source.columns)
+                _wrap(node, tuple((c, False) for c in names), mask_value, result)
+    if result.violations:
+        return result
     result.output = _quote_keywords(quote_identifiers(work, dialect=ad, identify=False))
     return result
+
+
+def _wrap(
+    table: exp.Table, columns: tuple[tuple[str, bool], ...], mask_value: str, result: Analysis
+) -> None:
+    """Replace ``table`` by ``(SELECT <columns> FROM table AS name) AS alias``: the only view of
+    the table the database will use for this statement. Masked columns select the mask.
+
+    The derived table is written the way qualify() writes queries, and one that already has
+    exactly this form is left as it is, so validating the rewritten SQL again gives it back.
+    """
+    if _is_wrapper(table, columns, mask_value):
+        return
+    extra = [k for k, v in table.args.items() if v and k not in _WRAPPABLE_ARGS]
+    if extra or not isinstance(table.this, exp.Identifier):
+        result.violations.append(Violation(
+            ViolationCode.COLUMN_DENIED,
+            f"Table {table.name} cannot be read with {', '.join(sorted(extra)) or 'this syntax'} "
+            "by this role: only its granted columns may be read.",
+        ))  # fmt: skip
+        return
+    if not columns:
+        result.violations.append(Violation(
+            ViolationCode.COLUMN_DENIED, f"No column of {table.name} is available to this role."
+        ))  # fmt: skip
+        return
+    name = table.this.copy()
+    inner = exp.Table(
+        this=name,
+        db=table.args.get("db"),
+        catalog=table.args.get("catalog"),
+        only=table.args.get("only"),
+        alias=exp.TableAlias(this=name.copy()),
+    )
+    projections: list[exp.Expr] = []
+    for column, masked in columns:
+        label = exp.Identifier(this=column, quoted=False)
+        value: exp.Expr = (
+            exp.Literal.string(mask_value)
+            if masked
+            else exp.Column(this=label.copy(), table=name.copy())
+        )
+        projections.append(exp.Alias(this=value, alias=label))
+    select = exp.Select(expressions=projections, from_=exp.From(this=inner))
+    alias = table.args.get("alias")
+    if not isinstance(alias, exp.TableAlias):
+        alias = exp.TableAlias(this=name.copy())
+    wrapper = exp.Subquery(this=select, alias=alias)
+    for key in ("joins", "laterals"):
+        if table.args.get(key):
+            wrapper.set(key, table.args[key])
+    table.replace(wrapper)
+
+
+def _is_wrapper(table: exp.Table, columns: tuple[tuple[str, bool], ...], mask_value: str) -> bool:
+    """Whether ``table`` is already read through exactly the derived table :func:`_wrap` makes:
+    ``(SELECT t.c1 AS c1, '<mask>' AS c2 ... FROM t AS t) AS x`` and nothing else."""
+    select = table.parent.parent if isinstance(table.parent, exp.From) else None
+    if not (
+        isinstance(select, exp.Select)
+        and isinstance(select.parent, exp.Subquery)
+        and {k for k, v in select.args.items() if v} == {"expressions", "from_"}
+        and table.alias_or_name == table.name
+        and len(select.expressions) == len(columns)
+    ):
+        return False
+    for projection, (column, masked) in zip(select.expressions, columns, strict=True):
+        if not isinstance(projection, exp.Alias) or projection.alias != column:
+            return False
+        value = projection.this
+        if masked:
+            if not (isinstance(value, exp.Literal) and value.is_string):
+                return False
+            if value.name != mask_value:
+                return False
+        elif not (
+            type(value) is exp.Column
+            and value.name == column
+            and value.table == table.name
+            and not value.args.get("db")
+        ):
+            return False
+    return True
 
 
 def _quote_keywords(tree: exp.Expr) -> exp.Expr:
@@ -292,6 +454,41 @@ def _quote_keywords(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+def _function_name(func: exp.Expr, dialect: str) -> str:
+    """The name of a table function as the user wrote it (``generate_series``, ``unnest``)."""
+    if isinstance(func, exp.Anonymous):
+        return str(func.name).lower()
+    text = func.sql(dialect=analysis_dialect(dialect), comments=False)
+    return text.split("(", 1)[0].strip().lower()
+
+
+def _table_function(table: exp.Table, dialect: str) -> Ungrounded:
+    """A set-returning function in FROM: its output columns, from the alias list when given."""
+    alias = table.args.get("alias")
+    name = _function_name(table.this, dialect)
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        return Ungrounded(name, frozenset(c.name for c in alias.columns))
+    known = _TABLE_FUNCTION_COLUMNS[dialect]
+    if name not in known:
+        return Ungrounded(name, None)
+    outputs = known[name]
+    if outputs is None:
+        outputs = (alias.name if isinstance(alias, exp.TableAlias) and alias.name else name,)
+    if table.args.get("ordinality"):
+        outputs = (*outputs, "ordinality")
+    return Ungrounded(name, frozenset(outputs))
+
+
+def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
+    """Whether sqlglot bound ``table`` to a CTE: an unqualified name, a CTE source by that name
+    in this scope. A schema-qualified name never refers to a CTE."""
+    if table.args.get("db") or table.args.get("catalog"):
+        return False
+    return isinstance(scope.sources.get(table.alias_or_name), Scope) and (
+        table.name in scope.cte_sources
+    )
+
+
 def _resolve_tables(
     work: exp.Expr,
     index: SchemaIndex,
@@ -299,22 +496,45 @@ def _resolve_tables(
     result: Analysis,
     counterpart: Mapping[int, exp.Table],
 ) -> None:
-    """Resolve each table reference: to the catalog, a permitted ungrounded source, or a refusal."""
+    """Resolve each table reference: to the catalog, a permitted ungrounded source, or a refusal.
+
+    Every table node of the statement must be resolved here; one that scope analysis does not
+    reach (an unusual position) fails closed.
+    """
     dialect = index.dialect
     ad = analysis_dialect(dialect)
+    if access is not None:
+        _refuse_shadowing_ctes(work, index, access, result)
+        if result.violations:
+            return
     for scope in traverse_scope(work):
-        ctes = _cte_names(scope)
         for table in scope.tables:
-            if _TABLE in table.meta or (not table.args.get("db") and table.name in ctes):
+            if _TABLE in table.meta or _CTE_REF in table.meta:
+                continue
+            if _is_cte_reference(table, scope):
+                table.meta[_CTE_REF] = True
+                continue
+            if isinstance(table.this, exp.Func):
+                table.meta[_TABLE] = _UNGROUNDED
+                table.meta[_SOURCE] = len(result.ungrounded)
+                result.ungrounded.append(_table_function(table, dialect))
                 continue
             if not isinstance(table.this, exp.Identifier):
-                continue  # table functions are governed by the function allow-list
+                result.violations.append(Violation(
+                    ViolationCode.NOT_READ_ONLY,
+                    f"Unsupported table reference {table.sql(dialect=ad)}.",
+                ))  # fmt: skip
+                continue
             name, db = table.name, table.db or None
             cat = index.tables.get(name)
-            if cat is not None and (
-                db is None
-                or db in _DEFAULT_SCHEMAS[dialect]
-                or db == catalog_key(cat.schema or "", dialect)
+            if (
+                cat is not None
+                and not table.catalog
+                and (
+                    db is None
+                    or db in _DEFAULT_SCHEMAS[dialect]
+                    or db == catalog_key(cat.schema or "", dialect)
+                )
             ):
                 if not index.is_visible(cat.name):
                     result.violations.append(Violation(
@@ -333,26 +553,84 @@ def _resolve_tables(
                     and isinstance(original.this, exp.Identifier)
                 ):
                     original.this.set("this", cat.name)
-                table.meta[_DB] = (table.args.get("db"), table.args.get("catalog"))
-                table.set("db", None)
-                table.set("catalog", None)
                 result.touch(cat.name)
                 continue
-            if dialect in ("oracle", "mysql") and db is None and name.lower() == "dual":
+            if dialect in _DUAL_COLUMNS and db is None and name.lower() == "dual":
                 table.meta[_TABLE] = _UNGROUNDED
+                table.meta[_SOURCE] = len(result.ungrounded)
+                result.ungrounded.append(Ungrounded("DUAL", _DUAL_COLUMNS[dialect]))
                 continue
             if is_system_relation(name, db, dialect):
-                full = f"{db}.{name}".lower() if db else name.lower()
-                if access is None or full in access.system or name.lower() in access.system:
-                    table.meta[_TABLE] = _UNGROUNDED
-                    result.touch(f"{db}.{name}" if db else name)
-                else:
+                label = f"{db}.{name}" if db else name
+                source = _system_source(label, name, db, access)
+                if source is None:
                     result.violations.append(Violation(
                         ViolationCode.TABLE_DENIED,
                         f"System catalog {table.sql(dialect=ad)} is not available to this role.",
                     ))  # fmt: skip
+                    continue
+                table.meta[_TABLE] = _UNGROUNDED
+                table.meta[_SOURCE] = len(result.ungrounded)
+                result.ungrounded.append(source)
+                result.touch(label)
                 continue
             result.violations.append(_unknown_table(table, index))
+    if result.violations:
+        return
+    for table in work.find_all(exp.Table):
+        if _TABLE not in table.meta and _CTE_REF not in table.meta:
+            result.violations.append(Violation(
+                ViolationCode.NOT_READ_ONLY,
+                f"Table {table.sql(dialect=ad)} is used where its source cannot be analysed.",
+            ))  # fmt: skip
+            return
+
+
+def _system_source(
+    label: str, name: str, db: str | None, access: Access | None
+) -> Ungrounded | None:
+    """The system relation as the role may see it: ``None`` when not granted."""
+    if access is None:
+        return Ungrounded(label, None)
+    lowered = label.lower()
+    granted = access.system.get(lowered)
+    if granted is None and db is None:
+        granted = access.system.get(name.lower())
+    if granted is None:
+        return None
+    if "*" in granted:
+        return Ungrounded(label, None)
+    return Ungrounded(label, frozenset(c.lower() for c in granted), wrap=True)
+
+
+def _refuse_shadowing_ctes(
+    work: exp.Expr, index: SchemaIndex, access: Access, result: Analysis
+) -> None:
+    """Refuse a CTE named like a table the role may not read whole and in clear.
+
+    Engines disagree on which references such a name means (SQLite sees every CTE of a WITH,
+    PostgreSQL and MariaDB only earlier ones unless RECURSIVE, MariaDB none of an outer WITH from
+    inside a nested CTE), so a reference judged as the CTE could read the real table.
+    """
+    dialect = index.dialect
+    for cte in work.find_all(exp.CTE):
+        name = cte.alias_or_name
+        table = index.tables.get(name)
+        if table is not None:
+            shadowed = not index.fully_readable(table.name, access)
+        else:
+            shadowed = is_system_relation(name, None, dialect) and "*" not in (
+                access.system.get(name.lower()) or frozenset()
+            )
+        if shadowed:
+            alias = cte.args.get("alias")
+            written = alias.this.meta.get(_ORIG, name) if alias is not None else name
+            result.violations.append(Violation(
+                ViolationCode.TABLE_DENIED,
+                f"The CTE name {written} is also the name of a table this role may not read in "
+                "full; databases differ on which one a reference means. Rename the CTE.",
+            ))  # fmt: skip
+            return
 
 
 def _unknown_table(table: exp.Table, index: SchemaIndex) -> Violation:
@@ -381,19 +659,34 @@ def _refuse_implicit_joins(work: exp.Expr, result: Analysis) -> None:
             return
 
 
-def _visible_sources(scope: Scope) -> list[tuple[str, exp.Table | Scope]]:
-    """The sources a column in ``scope`` may name: its own, then enclosing ones where SQL lets a
-    scope see them (correlated subqueries, LATERAL, set-operation branches) — never from a CTE
-    or plain derived-table body."""
-    out: list[tuple[str, exp.Table | Scope]] = []
-    s: Scope | None = scope
-    while s is not None:
-        out.extend(s.sources.items())
-        sees_parent = s.scope_type in (ScopeType.SUBQUERY, ScopeType.UDTF, ScopeType.SET_OPERATION)
-        if not (sees_parent or s.can_be_correlated):
+Source = exp.Table | Scope
+
+
+def _selected(scope: Scope) -> list[tuple[str, Source]]:
+    """The sources in the FROM/JOIN/LATERAL of ``scope`` (not merely defined CTEs)."""
+    try:
+        return [(name, src) for name, (_, src) in scope.selected_sources.items()]
+    except SqlglotError:  # an alias used twice: the database refuses it too
+        return list(scope.sources.items())
+
+
+def _levels(scope: Scope) -> list[list[tuple[str, Source]]]:
+    """The sources a column in ``scope`` may name, innermost level first, as SQL scopes them.
+
+    A scope sees its own sources; a subquery, a table function/LATERAL and a set-operation branch
+    also see the enclosing query's; a derived table or CTE body does not see the query it belongs
+    to, but, nested inside a correlated subquery, it does see the queries around that one.
+    """
+    levels = [_selected(scope)]
+    child, parent = scope, scope.parent
+    while parent is not None:
+        kind = child.scope_type
+        if kind == ScopeType.ROOT:
             break
-        s = s.parent
-    return out
+        if kind in (ScopeType.SUBQUERY, ScopeType.UDTF, ScopeType.SET_OPERATION):
+            levels.append(_selected(parent))
+        child, parent = parent, parent.parent
+    return levels
 
 
 class _ColumnChecker:
@@ -410,13 +703,23 @@ class _ColumnChecker:
         self.masked_positions: dict[int, set[int]] = {}  # id(scope.expression) -> positions
         self.misused: list[str] = []
         self.to_mask: list[exp.Column] = []
+        self._levels: dict[int, list[list[tuple[str, Source]]]] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _table_of(self, node: exp.Table) -> Table | str | None:
+    def levels(self, scope: Scope) -> list[list[tuple[str, Source]]]:
+        key = id(scope)
+        if key not in self._levels:
+            self._levels[key] = _levels(scope)
+        return self._levels[key]
+
+    def _table_of(self, node: exp.Table) -> Table | Ungrounded | None:
         got: str | None = node.meta.get(_TABLE)
         if got is None:
-            return self.index.tables.get(node.name)
-        return got if got == _UNGROUNDED else self.index.catalog.table(got)
+            return None
+        if got == _UNGROUNDED:
+            source: Ungrounded = self.result.ungrounded[node.meta[_SOURCE]]
+            return source
+        return self.index.catalog.table(got)
 
     def _add(self, code: ViolationCode, message: str, suggestions: tuple[str, ...] = ()) -> None:
         self.result.violations.append(Violation(code, message, suggestions))
@@ -469,10 +772,10 @@ class _ColumnChecker:
         node: exp.Expr = star
         if isinstance(star.parent, exp.Column):
             node = star.parent
-            source = dict(_visible_sources(scope)).get(node.table)
+            source = dict(_selected(scope)).get(node.table)
             derived_only = isinstance(source, Scope)
         else:
-            sources = list(scope.sources.values())
+            sources = [s for _, s in _selected(scope)]
             derived_only = bool(sources) and all(isinstance(s, Scope) for s in sources)
         in_select_list = node.parent is scope.expression and node.arg_key == "expressions"
         if not (derived_only and in_select_list):
@@ -497,13 +800,37 @@ class _ColumnChecker:
 
     def _check_qualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
         shown = _written(column)
-        sources = _visible_sources(scope)
-        source = next((src for alias, src in sources if alias == column.table), None)
+        source: Source | None = None
+        known: list[str] = []
+        for level in self.levels(scope):
+            for alias, src in level:
+                known.append(alias)
+                if alias == column.table and source is None:
+                    source = src
+            if source is not None:
+                break
+        # schema.table.column: only an unaliased reference to that very table answers to it
+        if (column.args.get("db") or column.args.get("catalog")) and (
+            column.args.get("catalog")
+            or not (
+                isinstance(source, exp.Table)
+                and source.name == column.table
+                and (
+                    source.db == column.db
+                    or (not source.db and column.db in _DEFAULT_SCHEMAS[self.index.dialect])
+                )
+            )
+        ):
+            self._add(
+                ViolationCode.UNKNOWN_TABLE,
+                f"Qualify column {_written_table(column)}.{shown} with its table alias.",
+            )
+            return
         if source is None:
             self._add(
                 ViolationCode.UNKNOWN_TABLE,
-                f"Table or alias {column.table} is not defined in this query.",
-                _suggest(column.table, [a for a, _ in sources]),
+                f"Table or alias {_written_table(column)} is not defined in this query.",
+                _suggest(column.table, known),
             )
             return
         if isinstance(source, Scope):
@@ -512,7 +839,22 @@ class _ColumnChecker:
         table = self._table_of(source)
         if isinstance(table, Table):
             self._check_table_column(table, column, masked_here)
-        # else: DUAL or a granted system relation, which is not grounded
+        elif isinstance(table, Ungrounded):
+            self._check_ungrounded(table, column)
+        elif source.meta.get(_CTE_REF) is None:
+            self._add(ViolationCode.UNKNOWN_TABLE, f"Table {column.table} is not defined.")
+
+    def _check_ungrounded(self, source: Ungrounded, column: exp.Column) -> None:
+        if source.columns is None or column.name.lower() in source.columns:
+            return
+        if source.wrap:
+            self._denied(f"{source.label}.{_written(column)}")
+            return
+        self._add(
+            ViolationCode.UNKNOWN_COLUMN,
+            f"Column {_written(column)} does not exist in {source.label}.",
+            _suggest(_written(column), sorted(source.columns)),
+        )
 
     def _check_derived(
         self, source: Scope, column: exp.Column, label: str, masked_here: set[int]
@@ -562,7 +904,7 @@ class _ColumnChecker:
         for scope in source.set_operation_scopes or [source]:
             if not scope.expression.meta.get(_STAR):
                 continue
-            for inner in scope.sources.values():
+            for _, inner in _selected(scope):
                 if isinstance(inner, Scope):
                     found = self._hidden_behind_star(inner, cname, depth + 1)
                     if found is not None:
@@ -576,57 +918,93 @@ class _ColumnChecker:
         return None
 
     def _check_unqualified(self, scope: Scope, column: exp.Column, masked_here: set[int]) -> None:
-        # qualify() leaves a column unqualified when no visible source has it, or several do.
+        """Resolve a bare name level by level, innermost first, as the database does.
+
+        At each level: a column the role may not read denies the statement (the database would
+        bind to it, or report ambiguity); exactly one known owner binds it; a source whose
+        columns are unknown (a system relation granted whole, an unknown table function) may
+        own it, so outer levels must not hold a hidden column of that name either.
+        """
         index, cname, shown = self.index, column.name, _written(column)
-        sources = _visible_sources(scope)
-        found: list[tuple[str, Table | Scope | None]] = []
-        for alias, src in sources:
-            if isinstance(src, Scope):
-                if cname in _output_names(src):
-                    found.append((alias, src))
-                continue
-            table = self._table_of(src)
-            if isinstance(table, Table):
-                if cname in index.columns[table.name]:
-                    found.append((alias, table))
-            elif table is not None:
-                found.append((alias, None))  # ungrounded source: it may have the column
-        visible = [
-            (a, t) for a, t in found
-            if not isinstance(t, Table) or index.is_visible(t.name, index.columns[t.name][cname])
-        ]  # fmt: skip
-        if len(visible) == 1:
-            _, target = visible[0]
-            if isinstance(target, Table):
-                self._check_table_column(target, column, masked_here)
-            elif isinstance(target, Scope):
-                self._check_derived(target, column, shown, masked_here)
-            return
-        if len(visible) > 1:
-            self._add(
-                ViolationCode.AMBIGUOUS_COLUMN,
-                f"Column {shown} is ambiguous: it exists in "
-                f"{', '.join(a for a, _ in visible)}. Qualify it with a table alias.",
-                tuple(f"{a}.{shown}" for a, _ in visible),
-            )
-            return
-        if found:  # only in columns the role may not read
-            table = next(t for _, t in found if isinstance(t, Table))
-            self._denied(f"{table.name}.{index.columns[table.name][cname]}")
-            return
-        for _, src in sources:
-            hidden = self._hidden_behind_star(src, cname, 0) if isinstance(src, Scope) else None
-            if hidden is not None:
-                self._denied(hidden)
+        levels = self.levels(scope)
+        maybe: list[str] = []
+        for depth, level in enumerate(levels):
+            known: list[tuple[str, Table | Scope | Ungrounded]] = []
+            hidden: list[str] = []
+            for alias, src in level:
+                if isinstance(src, Scope):
+                    if cname in _output_names(src):
+                        known.append((alias, src))
+                    else:
+                        behind = self._hidden_behind_star(src, cname, 0)
+                        if behind is not None:
+                            hidden.append(behind)
+                    continue
+                table = self._table_of(src)
+                if isinstance(table, Table):
+                    true = index.columns[table.name].get(cname)
+                    if true is None:
+                        continue
+                    if index.is_visible(table.name, true):
+                        known.append((alias, table))
+                    else:
+                        hidden.append(f"{table.name}.{true}")
+                elif isinstance(table, Ungrounded):
+                    if table.columns is None:
+                        maybe.append(table.label)
+                    elif cname.lower() in table.columns:
+                        known.append((alias, table))
+            if hidden:
+                self._denied(hidden[0])
+                return
+            if maybe and index.dialect == "oracle":
+                # Oracle calls a zero-argument function for a bare name that is no column.
+                self._add(
+                    ViolationCode.UNKNOWN_COLUMN,
+                    f"Column {shown} must be qualified with its table alias here: "
+                    f"{', '.join(maybe)} has columns that are not known in advance.",
+                )
+                return
+            if len(known) > 1:
+                self._add(
+                    ViolationCode.AMBIGUOUS_COLUMN,
+                    f"Column {shown} is ambiguous: it exists in "
+                    f"{', '.join(a for a, _ in known)}. Qualify it with a table alias.",
+                    tuple(f"{a}.{shown}" for a, _ in known),
+                )
+                return
+            if known:
+                _, target = known[0]
+                if isinstance(target, Table):
+                    self._check_table_column(target, column, masked_here)
+                elif isinstance(target, Scope):
+                    self._check_derived(target, column, shown, masked_here)
+                elif isinstance(target, Ungrounded):
+                    self._check_ungrounded(target, column)
+                return
+            if maybe:
+                # Bound to a source of unknown columns here, unless it lacks the column: then the
+                # database looks further out, where nothing hidden may answer to the name.
+                for outer in levels[depth + 1 :]:
+                    for _, src in outer:
+                        table = self._table_of(src) if isinstance(src, exp.Table) else None
+                        if isinstance(table, Table):
+                            true = index.columns[table.name].get(cname)
+                            if true is not None and not index.is_visible(table.name, true):
+                                self._denied(f"{table.name}.{true}")
+                                return
                 return
         pool: list[str] = []
-        for _, src in sources:
-            if isinstance(src, Scope):
-                pool += _output_names(src)
-            else:
+        for level in levels:
+            for _, src in level:
+                if isinstance(src, Scope):
+                    pool += _output_names(src)
+                    continue
                 table = self._table_of(src)
                 if isinstance(table, Table):
                     pool += index.visible_columns(table.name)
+                elif isinstance(table, Ungrounded) and table.columns is not None:
+                    pool += sorted(table.columns)
         self._add(
             ViolationCode.UNKNOWN_COLUMN,
             f"Column {shown} does not exist in the tables of this query.",
@@ -650,6 +1028,15 @@ def _written(column: exp.Column) -> str:
         str(ident.meta.get(_ORIG, column.name))
         if isinstance(ident, exp.Identifier)
         else column.name
+    )
+
+
+def _written_table(column: exp.Column) -> str:
+    parts = [column.args.get(k) for k in ("catalog", "db", "table")]
+    return ".".join(
+        str(p.meta.get(_ORIG, p.name)) if isinstance(p, exp.Identifier) else str(p.name)
+        for p in parts
+        if p is not None
     )
 
 

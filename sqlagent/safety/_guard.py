@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
+from sqlglot.errors import SqlglotError
 
 from sqlagent.audit._events import AuditEvent
 from sqlagent.audit._sinks import LoggingAuditSink
@@ -32,6 +32,7 @@ from sqlagent.safety._analyze import SchemaIndex, analyze, sqlite_string_fallbac
 from sqlagent.safety._parse import parse_one_statement
 from sqlagent.safety._policy import Access, Policy
 from sqlagent.safety._readonly import RuleContext, check_read_only
+from sqlagent.safety._render import TARGETS, render
 from sqlagent.safety._rewrite import apply_row_cap, drop_mysql_dual
 from sqlagent.types import Verdict, Violation, ViolationCode
 
@@ -68,6 +69,7 @@ def _reject(
 def _check(
     sql: str,
     dialect: str,
+    target: str,
     index: SchemaIndex | None,
     access: Access | None,
     config: SafetyConfig,
@@ -90,10 +92,33 @@ def _check(
     masked: tuple[str, ...] = ()
     output: exp.Expr = tree
     if index is not None:
+        catalog = index.catalog
+
+        def fresh() -> exp.Expr:
+            again = parsed.again()
+            if dialect == "sqlite":
+                sqlite_string_fallback(again, catalog)
+            return again
+
         if dialect == "sqlite":
-            sqlite_string_fallback(tree, index.catalog)
+            sqlite_string_fallback(tree, catalog)
+        # Policy mode rewrites the tree it analyses into the statement to run; single-user mode
+        # runs the user's own statement, so the analysis gets a second tree of its own.
+        work = tree if access is not None else fresh()
+        counterpart: dict[int, exp.Table] = {}
+        if dialect == "mysql" and access is None:
+            pairs = zip(tree.find_all(exp.Table), work.find_all(exp.Table), strict=True)
+            counterpart = {id(copied): original for original, copied in pairs}
         diagnostic = diagnostics(access) if diagnostics is not None and access else None
-        analysis = analyze(tree, index, access, mask_value=config.mask_value, diagnostic=diagnostic)
+        analysis = analyze(
+            work,
+            index,
+            access,
+            mask_value=config.mask_value,
+            diagnostic=diagnostic,
+            fresh=fresh,
+            counterpart=counterpart,
+        )
         tables, columns = tuple(analysis.tables), tuple(analysis.columns)
         masked = tuple(analysis.masked)
         if analysis.violations:
@@ -106,20 +131,20 @@ def _check(
     if config.max_rows is not None:
         output = apply_row_cap(output, config.max_rows)
     try:
-        final = _render(output, dialect)
+        final = render(output, target)
         # What is judged is what runs: the rendered text must parse back to one read-only
         # statement that renders to exactly the same text (a fixed point of parse and render).
         again = parse_one_statement(final, dialect)
         if (
             again.tree is None
             or check_read_only(again.tree, ctx)
-            or _render(again.tree, dialect) != final
+            or render(again.tree, target) != final
         ):
             raise SqlglotError("the rendered SQL does not parse back to the validated statement")
     except SqlglotError as exc:
         return _reject(sql, dialect, [Violation(
             ViolationCode.PARSE_ERROR,
-            f"The statement cannot be rendered faithfully for {dialect}: {exc}",
+            f"The statement cannot be rendered faithfully for {target}: {exc}",
         )], access, tables, columns)  # fmt: skip
     role, mode = _identity(access)
     return Verdict(
@@ -128,15 +153,10 @@ def _check(
     )  # fmt: skip
 
 
-def _render(tree: exp.Expr, dialect: str) -> str:
-    # copy=False: the generator may transform the tree in place; every tree rendered here is
-    # discarded afterwards, and copying large trees dominated validation time.
-    return tree.sql(dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE, copy=False)
-
-
 def _safe_check(
     sql: str,
     dialect: str,
+    target: str,
     index: SchemaIndex | None,
     access: Access | None,
     config: SafetyConfig,
@@ -144,7 +164,7 @@ def _safe_check(
 ) -> Verdict:
     # Fail closed: an unexpected failure anywhere in the analysis is a rejection, never a pass.
     try:
-        return _check(sql, dialect, index, access, config, diagnostics)
+        return _check(sql, dialect, target, index, access, config, diagnostics)
     except RecursionError:
         reason = "The statement is nested too deeply to analyse."
     except Exception as exc:
@@ -194,8 +214,12 @@ class Guard:
     )
     _access: dict[str, Access] = field(default_factory=dict, init=False, repr=False)
 
+    _target: str = field(default="", init=False, repr=False)
+
     def __post_init__(self) -> None:
+        requested = self.dialect.strip().lower()
         self.dialect = resolve_dialect(self.dialect)
+        self._target = requested if requested in TARGETS else self.dialect
         if self.config is None:
             self.config = SafetyConfig()
         if self.policy is not None and self.catalog is None:
@@ -227,7 +251,10 @@ class Guard:
         key = (access.role if access is not None else None, False)
         if key not in self._indexes:
             visible = access.visible if access is not None else None
-            self._indexes[key] = SchemaIndex.build(self.catalog, self.dialect, visible)
+            masked = access.masked if access is not None else frozenset()
+            self._indexes[key] = SchemaIndex.build(
+                self.catalog, self.dialect, visible, masked=masked
+            )
         return self._indexes[key]
 
     def _diagnostic_index(self, access: Access) -> SchemaIndex:
@@ -255,7 +282,13 @@ class Guard:
         assert self.config is not None
         access = self.access(role)
         verdict = _safe_check(
-            sql, self.dialect, self._index(access), access, self.config, self._diagnostic_index
+            sql,
+            self.dialect,
+            self._target,
+            self._index(access),
+            access,
+            self.config,
+            self._diagnostic_index,
         )
         if self.audit is not None:
             info: dict[str, Any] = dict(extra or {})

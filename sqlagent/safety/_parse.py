@@ -18,6 +18,20 @@ __all__ = ["Parsed", "parse_one_statement"]
 class Parsed:
     tree: exp.Expr | None
     violations: tuple[Violation, ...] = ()
+    tokens: tuple[Token, ...] = ()
+    sql: str = ""
+    dialect: str = ""
+
+    def again(self) -> exp.Expr:
+        """A second, independent tree of the same statement (parsed from the same tokens):
+        cheaper than a deep copy, and never sharing a node with :attr:`tree`."""
+        parser = analysis_dialect(self.dialect).parser(error_level=ErrorLevel.IMMEDIATE)
+        trees = [
+            s
+            for s in parser.parse(list(self.tokens), self.sql)
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
+        return trees[0]
 
 
 def _fail(code: ViolationCode, message: str) -> Parsed:
@@ -89,4 +103,4 @@ def parse_one_statement(
             ViolationCode.MULTIPLE_STATEMENTS,
             f"Found {len(trees)} statements; exactly one SELECT statement is allowed.",
         )
-    return Parsed(trees[0])
+    return Parsed(trees[0], (), tuple(tokens), sql, dialect)
