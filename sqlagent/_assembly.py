@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 from sqlagent.audit import AuditSink, JsonlAuditSink, LoggingAuditSink
 from sqlagent.catalog import Catalog
 from sqlagent.config import AgentConfig
-from sqlagent.errors import ConfigError
+from sqlagent.dialects import resolve_dialect
+from sqlagent.errors import ConfigError, PrivilegeError, SqlAgentError
+from sqlagent.execution import ReadOnlyExecutor, check_privileges, summarize_findings
 from sqlagent.llm import LLM, FallbackLLM, MockLLM, parse_llm_spec
 from sqlagent.prompt import question_of
 from sqlagent.retrieval import (
@@ -34,7 +36,15 @@ from sqlagent.retrieval import (
 )
 from sqlagent.types import Example
 
-__all__ = ["RoleView", "build_audit_sink", "build_llm", "build_retrieval"]
+__all__ = [
+    "RoleView",
+    "build_audit_sink",
+    "build_executor",
+    "build_llm",
+    "build_retrieval",
+    "check_login",
+    "guard_dialect",
+]
 
 _log = logging.getLogger("sqlagent.agent")
 
@@ -127,3 +137,58 @@ def build_retrieval(
             k=settings.k_tables, examples=settings.k_examples, docs=settings.k_docs
         ),
     )
+
+
+def build_executor(config: AgentConfig) -> ReadOnlyExecutor:
+    """The read-only executor with the configured time, row and size limits."""
+    return ReadOnlyExecutor(
+        config.database,
+        timeout_s=config.timeout_s,
+        max_rows=config.max_rows,
+        max_result_bytes=config.max_result_bytes,
+    )
+
+
+def check_login(executor: ReadOnlyExecutor, config: AgentConfig) -> None:
+    """The start-up least-privilege check of the database login.
+
+    A login that can do more than read (see :func:`~sqlagent.execution.check_privileges`) is
+    logged as a warning on the ``sqlagent.agent`` logger, or refused with
+    :class:`~sqlagent.errors.PrivilegeError` when ``require_least_privilege`` is set; a check
+    that cannot run is a warning, or a refusal under the same setting (fail closed).
+    """
+    try:
+        findings = check_privileges(executor, timeout_s=min(config.timeout_s, 10.0))
+    except SqlAgentError as exc:
+        if config.require_least_privilege:
+            raise PrivilegeError(
+                "require_least_privilege is set, but the database login's privileges could not "
+                f"be checked: {exc}"
+            ) from exc
+        _log.warning("could not check the database login's privileges: %s", exc)
+        return
+    if not findings:
+        return
+    summary = summarize_findings(findings)
+    if config.require_least_privilege:
+        raise PrivilegeError(
+            f"refusing to start because require_least_privilege is set and {summary}",
+            findings=tuple(findings),
+        )
+    _log.warning("%s; set require_least_privilege: true to refuse such a login", summary)
+
+
+def guard_dialect(config: AgentConfig, executor: ReadOnlyExecutor) -> str:
+    """The dialect the guard judges and renders SQL for: ``"mariadb"`` when the URL says
+    ``mariadb+...`` or a MySQL-family server's version string says MariaDB (the two share
+    analysis but not all syntax), else the configured (or URL's) dialect."""
+    dialect = resolve_dialect(config.dialect or executor.dialect)
+    if dialect != "mysql":
+        return dialect
+    if (config.dialect or "").strip().lower() == "mariadb" or executor.dialect == "mariadb":
+        return "mariadb"
+    try:
+        return executor.server_dialect()
+    except SqlAgentError as exc:  # reflection reached the server moments ago: unlikely
+        _log.warning("could not tell MariaDB from MySQL (%s): using mysql", exc)
+        return "mysql"

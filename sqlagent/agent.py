@@ -21,7 +21,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlagent import prompt
-from sqlagent._assembly import RoleView, build_audit_sink, build_llm, build_retrieval
+from sqlagent._assembly import (
+    RoleView,
+    build_audit_sink,
+    build_executor,
+    build_llm,
+    build_retrieval,
+    check_login,
+    guard_dialect,
+)
 from sqlagent.audit import AuditEvent, Auditor, AuditSink
 from sqlagent.audit._events import new_request_id
 from sqlagent.catalog import Catalog, CatalogSource, SampleOptions, all_columns
@@ -33,10 +41,11 @@ from sqlagent.errors import (
     NoSQLFoundError,
     QueryTimeoutError,
     ReadOnlyViolationError,
+    ResultTooLargeError,
     RetrievalError,
     SqlAgentError,
 )
-from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
+from sqlagent.execution import ExecutionResult
 from sqlagent.llm import LLM, Message, extract_first_sql, llm_name
 from sqlagent.memory import ExampleStore
 from sqlagent.retrieval import Retrieval, RetrievalIndex
@@ -85,10 +94,14 @@ class SQLAgent:
     code, audit sinks). Thread-safe and usable from asyncio (:meth:`aask`); close it when done.
 
     Guarantees, whatever the model writes: only SQL the safety core allows runs, on a read-only
-    connection with a timeout and a row cap; the model and the retriever only ever see the role's
-    view of the catalog; each call of :meth:`ask`/:meth:`aask` records exactly one audit event
-    (and raises :class:`~sqlagent.errors.AuditError` rather than answer unaudited when a sink
-    fails and ``on_audit_error`` is ``"fail"``).
+    connection with a timeout, a row cap and a result-size cap (``max_result_bytes``); the model
+    and the retriever only ever see the role's view of the catalog; each call of
+    :meth:`ask`/:meth:`aask` records exactly one audit event (and raises
+    :class:`~sqlagent.errors.AuditError` rather than answer unaudited when a sink fails and
+    ``on_audit_error`` is ``"fail"``). At start-up the database login is checked for privileges
+    beyond reading (:func:`~sqlagent.execution.check_privileges`): a warning on the
+    ``sqlagent.agent`` logger, or :class:`~sqlagent.errors.PrivilegeError` when
+    ``require_least_privilege`` is set.
     """
 
     def __init__(
@@ -115,11 +128,12 @@ class SQLAgent:
             ),
         )
         catalog = self.catalogs.catalog()  # reflect first: a bad database fails before any open
-        self.executor = ReadOnlyExecutor(
-            config.database, timeout_s=config.timeout_s, max_rows=config.max_rows
-        )
+        self.executor = build_executor(config)
         self._lock = threading.Lock()
         try:
+            check_login(self.executor, config)  # warns, or refuses a login that can write
+            #: What the guard renders SQL for (``mariadb`` on a MariaDB server).
+            self.guard_dialect = guard_dialect(config, self.executor)
             self.auditor = Auditor(
                 [audit or build_audit_sink(config)], on_sink_error=config.on_audit_error
             )
@@ -132,7 +146,7 @@ class SQLAgent:
     def _load(self, catalog: Catalog) -> None:
         """(Re)build what depends on the catalog: the guard, role views and retrieval."""
         self.guard = Guard(
-            dialect=self.dialect,
+            dialect=self.guard_dialect,
             catalog=catalog,
             policy=self.policy,
             config=self.config.safety_config(),
@@ -250,6 +264,8 @@ class SQLAgent:
                 raise
             except QueryTimeoutError as exc:
                 error, feedback = str(exc), f"{exc} Write a simpler, faster query."
+            except ResultTooLargeError as exc:
+                error, feedback = str(exc), f"{exc} Write a query with a smaller result."
             except ExecutionError as exc:
                 error, feedback = str(exc), f"The database could not run the query: {exc}"
         run.attempts.append(Attempt(number, output, sql, verdict, error, llm_ms))
@@ -373,7 +389,7 @@ class SQLAgent:
     def add_example(self, question: str, sql: str) -> Example:
         """Check ``sql`` (one read-only statement, grounded in the whole catalog) and store it as
         a few-shot example; raises :class:`~sqlagent.errors.ConfigError` when it is refused."""
-        checker = Guard(dialect=self.dialect, catalog=self.catalogs.catalog(), audit=None)
+        checker = Guard(dialect=self.guard_dialect, catalog=self.catalogs.catalog(), audit=None)
         verdict = checker.check(sql)
         if not verdict.allowed:
             raise ConfigError(f"example refused: {verdict.summary()}")

@@ -21,6 +21,7 @@ import yaml
 
 from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
 from sqlagent.errors import ConfigError
+from sqlagent.execution import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig", "read_config_file", "validated"]
 
@@ -82,6 +83,10 @@ class SafetyConfig:
     ``mask_value`` is what a masked column returns.
     ``max_sql_chars`` and ``max_nesting`` bound the input the validator will analyse (analysis
     time grows faster than linearly with size); larger statements are refused as parse errors.
+    ``max_constructed_length`` bounds what one call may build out of almost nothing: the count of
+    ``repeat``, the width of ``lpad``/``rpad``/``space``, the widths and precisions of
+    ``printf``/``format``, the size of SQLite's ``zeroblob``/``randomblob``. Such a width must be
+    an integer literal (or ``LEAST(..., n)``) of at most this value (see ``docs/functions.md``).
     """
 
     max_rows: int | None = None
@@ -90,12 +95,16 @@ class SafetyConfig:
     pure_builtins: bool = True
     max_sql_chars: int | None = 20_000
     max_nesting: int | None = 64
+    max_constructed_length: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("max_sql_chars", "max_nesting"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
+        bound = self.max_constructed_length
+        if not isinstance(bound, int) or isinstance(bound, bool) or bound < 1:
+            raise ConfigError(f"max_constructed_length must be a positive integer, got {bound!r}")
         if self.max_rows is not None and (
             not isinstance(self.max_rows, int)
             or isinstance(self.max_rows, bool)
@@ -170,6 +179,11 @@ class AgentConfig(_Frozen):
     )  # per low-cardinality column; 0 = none
     timeout_s: float = pydantic.Field(default=10.0, gt=0)
     max_rows: int = pydantic.Field(default=1000, ge=1)
+    # Bytes a result may hold in memory (rows counted as fetched; 16 MiB by default).
+    max_result_bytes: int = pydantic.Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024)
+    # Refuse to start when the database login can do more than read (superuser, server files,
+    # admin or write grants); by default that is only logged as a warning.
+    require_least_privilege: bool = False
     safety: dict[str, Any] = pydantic.Field(default_factory=dict)
     audit_log: Path | None = None  # hash-chained JSONL; default: the sqlagent.audit logger
     on_audit_error: Literal["fail", "warn"] = "fail"

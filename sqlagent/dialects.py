@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlglot import exp
@@ -11,7 +13,9 @@ from sqlglot.dialects.dialect import Dialect
 from sqlagent.errors import ConfigError, DialectError
 
 __all__ = [
+    "BUILTIN_GROUPS",
     "DIALECTS",
+    "BuiltinGroup",
     "PURE_BUILTINS",
     "RESERVED_WORDS",
     "analysis_dialect",
@@ -109,37 +113,153 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-#: Pure built-in functions of each engine that sqlglot does not type, so they would otherwise
-#: reach the allow-list as anonymous calls. Admitted only if they have no side effects, read no
-#: files, network, session or server state, take no locks, and never execute SQL text (which is
-#: why PostgreSQL's query_to_xml, MySQL's SLEEP/GET_LOCK/LOAD_FILE, SQLite's load_extension and
-#: every DBMS_*/UTL_* package stay out). Enabled by SafetyConfig(pure_builtins=True), the default.
+@dataclass(frozen=True, slots=True)
+class BuiltinGroup:
+    """Engine built-ins that sqlglot does not type, admitted together, and why they are safe."""
+
+    category: str
+    reason: str
+    names: Mapping[str, frozenset[str]]  # sqlglot dialect -> lower-case function names
+
+
+def _group(category: str, reason: str, **names: str) -> BuiltinGroup:
+    return BuiltinGroup(category, reason, {d: _names(text) for d, text in names.items()})
+
+
+#: Each engine's pure built-in functions that sqlglot does not type (they reach the allow-list as
+#: anonymous calls, matched by name), grouped by category with the reason the group is safe.
+#: Admitted only if they have no side effects: no writes, files, network, sleeping, locks, session
+#: or server state, no SQL text executed and no table read by name. That is why PostgreSQL's
+#: query_to_xml, current_setting, nextval and pg_* introspection, MySQL's SLEEP, BENCHMARK,
+#: GET_LOCK, LOAD_FILE and USER(), SQLite's load_extension and changes(), and Oracle's USER,
+#: SYS_CONTEXT and every DBMS_*/UTL_* package stay out. ``docs/functions.md`` lists them all.
+BUILTIN_GROUPS: tuple[BuiltinGroup, ...] = (
+    _group(
+        "conditionals and comparisons",
+        "pure expressions over their arguments",
+        sqlite="ifnull iif likely unlikely likelihood",
+        postgres="num_nonnulls num_nulls",
+        mysql="ifnull isnull strcmp",
+        oracle="lnnvl nanvl",
+    ),
+    _group(
+        "aggregates and window functions",
+        "fold or rank the rows of the query's own result",
+        sqlite="total",
+        postgres="every bool_and bool_or",
+        oracle="listagg ratio_to_report approx_median",
+    ),
+    _group(
+        "mathematics",
+        "arithmetic on numbers",
+        sqlite="sign",
+        postgres=(
+            "trunc div gcd lcm factorial width_bucket min_scale scale trim_scale "
+            "acosd asind atand atan2d cosd cotd sind tand"
+        ),
+        mysql="oct bin conv crc32 truncate",
+        oracle="trunc mod remainder power bitand ora_hash",
+    ),
+    _group(
+        "strings",
+        "transform, search, quote or encode the strings they are given; output is bounded by "
+        "the input",
+        sqlite=(
+            "instr substr substring ltrim rtrim trim char unicode hex soundex typeof quote "
+            "concat concat_ws octet_length"
+        ),
+        postgres=(
+            "ltrim rtrim btrim strpos starts_with chr initcap reverse translate octet_length "
+            "quote_literal quote_ident quote_nullable regexp_match regexp_matches "
+            "regexp_split_to_array to_ascii unistr sha224 string_to_array array_to_string"
+        ),
+        mysql=(
+            "find_in_set field elt locate instr char_length character_length mid ord "
+            "octet_length quote natural_sort_key inet_aton inet_ntoa"
+        ),
+        oracle="instr substr ltrim rtrim initcap regexp_instr regexp_count",
+    ),
+    _group(
+        "string and blob constructors (bounded)",
+        "build a value from a count or width and nothing else; the constructed-length rule "
+        "requires that width to be a small literal (SafetyConfig.max_constructed_length)",
+        sqlite="printf format zeroblob randomblob",
+        postgres="repeat lpad rpad",
+        mysql="lpad rpad space",
+        oracle="lpad rpad",
+    ),
+    _group(
+        "dates and times",
+        "calendar arithmetic, parsing and formatting; clock functions read only the current time",
+        sqlite="date time datetime julianday unixepoch strftime timediff",
+        postgres=(
+            "age make_date make_time make_timestamp make_timestamptz make_interval date_part "
+            "date_subtract justify_days justify_hours justify_interval to_timestamp to_date "
+            "clock_timestamp statement_timestamp transaction_timestamp timeofday isfinite "
+            "date_bin timezone"
+        ),
+        mysql=(
+            "now sysdate curdate curtime current_date current_time current_timestamp utc_date "
+            "utc_time utc_timestamp unix_timestamp from_unixtime datediff date_format "
+            "timestampdiff timestampadd makedate maketime sec_to_time time_to_sec dayofmonth "
+            "dayofweek dayofyear weekday yearweek to_days to_seconds from_days period_add "
+            "period_diff str_to_date last_day adddate subdate addtime subtime timediff "
+            "time_format get_format microsecond"
+        ),
+        oracle=(
+            "trunc last_day to_timestamp to_timestamp_tz numtodsinterval numtoyminterval "
+            "to_dsinterval to_yminterval from_tz sys_extract_utc new_time"
+        ),
+    ),
+    _group(
+        "JSON",
+        "build, read, test or rewrite JSON values in memory (jsonb_set and JSON_REPLACE "
+        "return a new value; nothing is stored); the table-valued ones (jsonb_each, json_each, "
+        "json_tree) expand their argument only",
+        sqlite=(
+            "json json_array json_array_length json_insert json_patch json_replace json_valid "
+            "json_quote json_each json_tree"
+        ),
+        postgres=(
+            "to_json to_jsonb array_to_json row_to_json json_build_array jsonb_build_array "
+            "json_build_object jsonb_build_object jsonb_object json_array_length "
+            "jsonb_array_length json_each jsonb_each json_each_text jsonb_each_text "
+            "jsonb_extract_path jsonb_extract_path_text json_object_keys jsonb_object_keys "
+            "json_array_elements jsonb_array_elements json_array_elements_text "
+            "jsonb_array_elements_text json_typeof jsonb_typeof jsonb_strip_nulls jsonb_set "
+            "jsonb_set_lax jsonb_insert jsonb_pretty jsonb_path_exists jsonb_path_match "
+            "jsonb_path_query jsonb_path_query_array jsonb_path_query_first jsonb_agg"
+        ),
+        mysql=(
+            "json_array json_arrayagg json_compact json_contains json_contains_path json_depth "
+            "json_detailed json_equals json_exists json_insert json_length json_loose "
+            "json_merge json_merge_patch json_merge_preserve json_normalize json_overlaps "
+            "json_query json_quote json_replace json_search json_unquote json_valid json_pretty"
+        ),
+        oracle="json_query",
+    ),
+    _group(
+        "arrays and set-returning functions",
+        "inspect or expand the arrays they are given; generate_subscripts and "
+        "regexp_split_to_table produce rows from their arguments only",
+        postgres=(
+            "array_length cardinality array_dims array_lower array_upper array_ndims "
+            "array_positions array_replace trim_array generate_subscripts regexp_split_to_table "
+            "string_to_table"
+        ),
+    ),
+    _group(
+        "hierarchical queries",
+        "Oracle's CONNECT BY path of the rows the query itself walks",
+        oracle="sys_connect_by_path",
+    ),
+)
+
+#: Per dialect: every name of :data:`BUILTIN_GROUPS`. Enabled by ``SafetyConfig(pure_builtins=
+#: True)``, the default.
 PURE_BUILTINS: dict[str, frozenset[str]] = {
-    "sqlite": _names(
-        "date time datetime julianday unixepoch strftime timediff printf format total ifnull iif "
-        "instr substr substring ltrim rtrim trim char unicode hex soundex likely unlikely "
-        "likelihood sign typeof quote concat concat_ws octet_length"
-    ),
-    "postgres": _names(
-        "age make_date make_time make_timestamp make_timestamptz make_interval date_part "
-        "justify_days justify_hours justify_interval to_timestamp to_date every bool_and bool_or "
-        "array_length cardinality ltrim rtrim btrim lpad rpad strpos starts_with chr initcap "
-        "reverse repeat translate regexp_match width_bucket trunc div gcd lcm factorial "
-        "clock_timestamp statement_timestamp transaction_timestamp isfinite date_bin "
-        "quote_literal quote_ident string_to_array array_to_string"
-    ),
-    "mysql": _names(
-        "now sysdate curdate curtime current_date current_time current_timestamp utc_date "
-        "utc_time utc_timestamp unix_timestamp from_unixtime find_in_set field elt locate instr "
-        "lpad rpad char_length character_length datediff date_format timestampdiff timestampadd "
-        "makedate maketime sec_to_time time_to_sec dayofmonth dayofweek dayofyear weekday yearweek "
-        "to_days from_days period_add period_diff str_to_date last_day ifnull isnull strcmp space "
-        "oct bin conv crc32 truncate mid ord"
-    ),
-    "oracle": _names(
-        "trunc last_day instr substr lpad rpad ltrim rtrim initcap regexp_instr regexp_count "
-        "listagg to_timestamp numtodsinterval numtoyminterval mod remainder power nanvl"
-    ),
+    dialect: frozenset().union(*(g.names.get(dialect, frozenset()) for g in BUILTIN_GROUPS))
+    for dialect in dict.fromkeys(DIALECTS.values())
 }
 
 

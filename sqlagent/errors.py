@@ -8,13 +8,15 @@ catch the whole family at once and the CLI can turn each branch into a clean mes
     ├── ConfigError            bad configuration, file or argument: the caller must fix its input
     │   ├── PolicyError        a policy file that does not follow the documented format
     │   ├── CatalogError       a schema file or database that cannot be read as a catalog
-    │   └── DialectError       an unsupported SQL dialect name
+    │   ├── DialectError       an unsupported SQL dialect name
+    │   └── PrivilegeError     the database login may do more than read, and that is refused
     ├── RejectedError          SQL refused by the safety core; carries the Verdict
     ├── AuditError             an audit sink failed while ``on_sink_error="fail"``
     ├── RetrievalError         the embedder or vector store failed (a chroma server down)
     ├── ExecutionError         a statement failed on the database; carries the database's message
     │   ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
-    │   └── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
+    │   ├── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
+    │   └── ResultTooLargeError      its result grew past the executor's ``max_result_bytes``
     └── LLMError               a model backend failed, or its answer could not be used
         ├── LLMUnavailableError      the backend could not be reached, timed out or is overloaded
         └── NoSQLFoundError          the model's answer held no SQL; carries feedback for the model
@@ -45,9 +47,11 @@ __all__ = [
     "LLMUnavailableError",
     "NoSQLFoundError",
     "PolicyError",
+    "PrivilegeError",
     "QueryTimeoutError",
     "ReadOnlyViolationError",
     "RejectedError",
+    "ResultTooLargeError",
     "RetrievalError",
     "SqlAgentError",
 ]
@@ -71,6 +75,20 @@ class CatalogError(ConfigError):
 
 class DialectError(ConfigError):
     """An unsupported SQL dialect was named."""
+
+
+class PrivilegeError(ConfigError):
+    """The database login holds more privilege than reading needs (superuser, server-file or
+    admin privileges, write grants) and the configuration requires a least-privilege login
+    (``require_least_privilege: true``), or that could not be verified.
+
+    ``findings`` lists what was found (:class:`~sqlagent.execution.PrivilegeFinding` objects);
+    it is empty when the check itself could not run.
+    """
+
+    def __init__(self, message: str, *, findings: tuple[object, ...] = ()) -> None:
+        self.findings = findings
+        super().__init__(message)
 
 
 class RejectedError(SqlAgentError):
@@ -119,6 +137,15 @@ class ReadOnlyViolationError(ExecutionError):
 
     Raised by the execution layer's own read-only enforcement (read-only connections and
     transactions), which holds even when the validator was bypassed or wrong.
+    """
+
+
+class ResultTooLargeError(ExecutionError):
+    """The result (or one value in it) grew past the executor's ``max_result_bytes`` and the
+    run was stopped while fetching, so the process never holds the whole of it.
+
+    Like a timeout, its message tells the model how to ask for less (fewer or narrower columns,
+    an aggregate, a LIMIT).
     """
 
 

@@ -7,7 +7,8 @@ over the model's shape: nothing is loaded or downloaded.
 
 :func:`run_checks` inspects the environment and an :class:`~sqlagent.config.AgentConfig`:
 versions against the tested pins, CUDA, model files, the retrieval path, the database and the
-database-side read-only enforcement (:func:`probe_read_only`), and the audit sink.
+database-side read-only enforcement (:func:`probe_read_only`), the database login's privileges
+(:func:`probe_privileges`: a login that can do more than read), and the audit sink.
 """
 
 from sqlagent.doctor._arch import (
@@ -26,6 +27,7 @@ from sqlagent.doctor._check import (
     CudaDevice,
     DoctorReport,
     Status,
+    probe_privileges,
     probe_read_only,
     run_checks,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "find_preset",
     "load_config_json",
     "plan_memory",
+    "probe_privileges",
     "probe_read_only",
     "quant_from_config",
     "run_checks",

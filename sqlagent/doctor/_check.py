@@ -38,7 +38,12 @@ from sqlagent.errors import (
     ReadOnlyViolationError,
     SqlAgentError,
 )
-from sqlagent.execution import Executor
+from sqlagent.execution import (
+    Executor,
+    ReadOnlyExecutor,
+    check_privileges,
+    summarize_findings,
+)
 
 __all__ = [
     "CHECKS",
@@ -48,6 +53,7 @@ __all__ = [
     "CudaDevice",
     "DoctorReport",
     "Status",
+    "probe_privileges",
     "probe_read_only",
     "run_checks",
 ]
@@ -57,6 +63,8 @@ Status = Literal["pass", "warn", "fail", "skip"]
 #: The table the read-only probe tries to create; it must never exist afterwards.
 PROBE_TABLE = "sqlagent_doctor_probe"
 _PROBE_SQL = f"CREATE TABLE {PROBE_TABLE}(x int)"
+#: Error codes of a permission refusal: PostgreSQL, MySQL/MariaDB (table, database), Oracle.
+_PERMISSION_DENIED = frozenset({"42501", "1142", "1044", "ORA-01031"})
 #: Audit logs larger than this are not re-verified by the doctor (``sqlagent audit verify`` is).
 _VERIFY_LIMIT = 50 * 1024 * 1024
 _GIB = 1024**3
@@ -453,13 +461,13 @@ def _writable_dir(path: Path) -> tuple[bool, str]:
 
 
 def check_database(ctx: CheckContext) -> list[CheckResult]:
-    """Reach the database through sqlagent's read-only executor, then try a harmless write."""
-    from sqlagent.execution import ReadOnlyExecutor
-
+    """Reach the database through sqlagent's read-only executor, try a harmless write, and
+    check that the login holds no more privilege than reading needs."""
     if ctx.database is None:
         return [
             CheckResult("database", "skip", "no database (pass --db URL or --config FILE)"),
             CheckResult("read-only", "skip", "no database"),
+            CheckResult("privileges", "skip", "no database"),
         ]
     timeout = min(ctx.config.timeout_s, 10.0) if ctx.config is not None else 10.0
     try:
@@ -468,6 +476,7 @@ def check_database(ctx: CheckContext) -> list[CheckResult]:
         return [
             CheckResult("database", "fail", str(exc), blocking=True),
             CheckResult("read-only", "skip", "database not reachable"),
+            CheckResult("privileges", "skip", "database not reachable"),
         ]
     with executor:
         select = "SELECT 1 FROM DUAL" if executor.dialect == "oracle" else "SELECT 1"
@@ -478,19 +487,22 @@ def check_database(ctx: CheckContext) -> list[CheckResult]:
             return [
                 CheckResult("database", "fail", f"{executor.dialect}: {exc}", blocking=True),
                 CheckResult("read-only", "skip", "database not reachable"),
+                CheckResult("privileges", "skip", "database not reachable"),
             ]
         ms = (time.perf_counter() - start) * 1000
         reached = CheckResult("database", "pass", f"{executor.dialect} reachable ({ms:.0f} ms)")
-        return [reached, probe_read_only(executor)]
+        required = ctx.config is not None and ctx.config.require_least_privilege
+        return [reached, probe_read_only(executor), probe_privileges(executor, required=required)]
 
 
 def probe_read_only(executor: Executor, *, name: str = "read-only") -> CheckResult:
     """Try ``CREATE TABLE sqlagent_doctor_probe(x int)`` through ``executor``.
 
-    ``pass`` when the database refuses it as a write (:class:`ReadOnlyViolationError`); ``warn``
-    when it fails for another reason (enforcement not confirmed); a blocking ``fail`` when it
-    succeeds. Then the probe table is looked for and dropped if it persisted, and the row says
-    whether anything is left behind.
+    ``pass`` when the database refuses it as a write (:class:`ReadOnlyViolationError`) or
+    because the login may not create tables (a permission error: a least-privilege login);
+    ``warn`` when it fails for another reason (enforcement not confirmed); a blocking ``fail``
+    when it succeeds. Then the probe table is looked for and dropped if it persisted, and the row
+    says whether anything is left behind.
     """
     try:
         executor.run(_PROBE_SQL)
@@ -499,6 +511,9 @@ def probe_read_only(executor: Executor, *, name: str = "read-only") -> CheckResu
     except QueryTimeoutError:
         return CheckResult(name, "warn", "the write probe timed out: enforcement not confirmed")
     except ExecutionError as exc:
+        if exc.code in _PERMISSION_DENIED:
+            detail = f"write refused by the database: the login may not create tables: {exc}"
+            return CheckResult(name, "pass", _short(detail))
         detail = f"the write probe failed, but not as a read-only refusal: {exc}"
         return CheckResult(name, "warn", _short(detail))
     left = _cleanup_probe(executor)
@@ -507,6 +522,32 @@ def probe_read_only(executor: Executor, *, name: str = "read-only") -> CheckResu
         f"(use sqlagent's ReadOnlyExecutor and a read-only database account); {left}"
     )
     return CheckResult(name, "fail", detail, blocking=True)
+
+
+def probe_privileges(
+    executor: ReadOnlyExecutor, *, required: bool = False, name: str = "privileges"
+) -> CheckResult:
+    """Whether the login behind ``executor`` holds more than reading needs
+    (:func:`~sqlagent.execution.check_privileges`).
+
+    ``pass`` for a least-privilege login, ``skip`` on SQLite (the file is opened read-only: there
+    is no login); a login with more privilege, or a check that cannot run, is a ``warn``, or a
+    blocking ``fail`` when ``required`` (the config's ``require_least_privilege``).
+    """
+    if executor.dialect == "sqlite":
+        return CheckResult(name, "skip", "SQLite: the file is opened read-only, no login to check")
+    status: Status = "fail" if required else "warn"
+    try:
+        findings = check_privileges(executor, timeout_s=min(executor.timeout_s, 10.0))
+    except SqlAgentError as exc:
+        detail = f"the login's privileges could not be checked: {exc}"
+        return CheckResult(name, status, _short(detail, 600), blocking=required)
+    if not findings:
+        return CheckResult(name, "pass", "the login can only read (no write, file or admin grant)")
+    detail = summarize_findings(findings)
+    if required:
+        detail += "; require_least_privilege is set, so the agent refuses to start"
+    return CheckResult(name, status, _short(detail, 600), blocking=required)
 
 
 def _cleanup_probe(executor: Executor) -> str:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ExecutionResult", "Executor"]
+from sqlagent.errors import ResultTooLargeError
+
+__all__ = ["DEFAULT_MAX_RESULT_BYTES", "ExecutionResult", "Executor"]
 
 #: Error messages go to a model: one line, and not a page of it.
 _MAX_MESSAGE = 500
+#: The default cap on a result's size in memory: far above any answer a person reads, far below
+#: what would strain a server process running several questions at once.
+DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +51,69 @@ class Executor(Protocol):
 class Limits:
     timeout_s: float
     max_rows: int
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
     @property
     def timeout_ms(self) -> int:
         return max(1, round(self.timeout_s * 1000))
+
+
+def value_bytes(value: object) -> int:
+    """The memory a fetched value takes, as Python holds it: strings and binary values by their
+    size, containers (PostgreSQL arrays, JSON, records) by their items too, anything else by
+    ``sys.getsizeof``."""
+    size = _sizeof(value)
+    if isinstance(value, dict):
+        size += sum(value_bytes(k) + value_bytes(v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        size += sum(value_bytes(v) for v in value)
+    return size
+
+
+def row_bytes(row: tuple[Any, ...]) -> int:
+    """:func:`value_bytes` of a row, summed in C when it holds no containers (the common case)."""
+    size = _sizeof(row) + sum(map(_sizeof, row))
+    if not _CONTAINERS.isdisjoint(map(type, row)):
+        size += sum(value_bytes(v) - _sizeof(v) for v in row)
+    return size
+
+
+_sizeof = sys.getsizeof
+_CONTAINERS = frozenset({list, tuple, dict})
+
+
+class ResultMeter:
+    """Counts the bytes of the rows fetched so far and stops the run once they pass the cap.
+
+    Backends call :meth:`add` on each row as it arrives, before keeping it, so a result never
+    grows more than one row past ``max_result_bytes`` in the process.
+    """
+
+    __slots__ = ("_limits", "total")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.total = 0
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.total += row_bytes(row)
+        if self.total > self._limits.max_result_bytes:
+            raise ResultTooLargeError(too_large_message(self._limits))
+
+
+def too_large_message(limits: Limits, *, what: str = "the result") -> str:
+    return (
+        f"{what} grew past the {_size(limits.max_result_bytes)} limit (max_result_bytes) and "
+        "the query was stopped; return fewer or narrower columns, aggregate, or add a LIMIT, "
+        "and do not build very long strings"
+    )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +173,7 @@ def timeout_message(limits: Limits) -> str:
 
 def read_only_message(detail: str) -> str:
     return f"the database refused a write on the read-only connection: {detail}"
+
+
+def not_a_query_message(detail: str) -> str:
+    return f"only a single plain query can run on the read-only connection; {detail}"

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError
 from sqlagent.execution._base import (
+    DEFAULT_MAX_RESULT_BYTES,
     Backend,
     ExecutionResult,
     Limits,
@@ -32,6 +33,8 @@ _BACKENDS: dict[tuple[str, str], str] = {
     ("oracle", "oracledb"): "_oracle:OracleBackend",
     ("oracle", "cx_oracle"): "_oracle:OracleBackend",
 }
+# The smallest result cap accepted: below it, ordinary one-row answers would not fit.
+_MIN_RESULT_BYTES = 1024
 # Driver used for a URL that names none (``postgresql://``, ``mysql://``).
 _DEFAULT_DRIVERS = {
     "postgresql": "psycopg",
@@ -54,14 +57,26 @@ class ReadOnlyExecutor:
     module docstring spells out its guarantees and what it does *not* guarantee. The transaction
     is always rolled back, never committed.
 
+    Where the engine can tell, a statement that is not a plain query is refused *before it runs*:
+    PostgreSQL checks that it can be prepared as a query (``COPY``, ``SET``, ``DO``, ``CALL``,
+    ``SELECT ... INTO`` cannot) and describes a result; MySQL/MariaDB prepare it and must report a
+    result set (``SELECT ... INTO OUTFILE``, ``SET GLOBAL``, ``DO``, ``KILL`` report none). Session
+    state a query can leave behind a rollback is cleared or the connection discarded (advisory
+    locks on PostgreSQL, ``GET_LOCK`` locks and user variables on MySQL/MariaDB).
+
     ``run`` returns at most ``max_rows`` rows (only ``max_rows + 1`` are ever fetched, to tell
-    whether the result was ``truncated``) and raises, from the one error tree,
-    :class:`~sqlagent.errors.ReadOnlyViolationError` when the database refused a write,
-    :class:`~sqlagent.errors.QueryTimeoutError` when the statement ran past ``timeout_s`` (a
-    result that arrives after the deadline counts as a timeout too), or
-    :class:`~sqlagent.errors.ExecutionError` with the database's one-line message for any other
-    failure. After any failure the executor stays usable: the connection is rolled back, or
-    discarded when that is not certain to have worked.
+    whether the result was ``truncated``) holding at most about ``max_result_bytes`` bytes in
+    memory: rows are counted as they are fetched and the run stops once the cap is passed, and a
+    single huge value is refused by the engine where it allows (SQLite's
+    ``SQLITE_LIMIT_LENGTH``, a per-row size check on the PostgreSQL server; MariaDB returns
+    ``NULL`` for a function result above ``max_allowed_packet``). It raises, from the one error
+    tree, :class:`~sqlagent.errors.ReadOnlyViolationError` when the database refused a write or
+    a statement that is not a query, :class:`~sqlagent.errors.QueryTimeoutError` when the
+    statement ran past ``timeout_s`` (a result that arrives after the deadline counts as a
+    timeout too), :class:`~sqlagent.errors.ResultTooLargeError` when the result passed
+    ``max_result_bytes``, or :class:`~sqlagent.errors.ExecutionError` with the database's
+    one-line message for any other failure. After any failure the executor stays usable: the
+    connection is rolled back, or discarded when that is not certain to have worked.
 
     ``engine_or_url`` is an Engine or a URL. From a URL the executor builds its engine and
     disposes of it on :meth:`close`: SQLite files are opened read-only and must exist (a missing
@@ -72,17 +87,35 @@ class ReadOnlyExecutor:
     Runs may come from several threads at once (each takes its own pooled connection).
 
     The strongest guarantee is still a database account that can only read: the executor stops
-    writes to data, not every server-side side effect a privileged account could cause.
+    writes to data and non-queries, not every side effect a query run by a privileged account
+    could cause (reading server files, signalling other sessions).
+    :func:`~sqlagent.execution.check_privileges` tells whether the login is such an account.
     """
 
     def __init__(
-        self, engine_or_url: Engine | str, *, timeout_s: float = 10.0, max_rows: int = 1000
+        self,
+        engine_or_url: Engine | str,
+        *,
+        timeout_s: float = 10.0,
+        max_rows: int = 1000,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
             raise ConfigError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
             raise ConfigError(f"max_rows must be a positive integer, not {max_rows!r}")
-        self._limits = Limits(timeout_s=float(timeout_s), max_rows=max_rows)
+        if (
+            isinstance(max_result_bytes, bool)
+            or not isinstance(max_result_bytes, int)
+            or max_result_bytes < _MIN_RESULT_BYTES
+        ):
+            raise ConfigError(
+                f"max_result_bytes must be an integer of at least {_MIN_RESULT_BYTES}, "
+                f"not {max_result_bytes!r}"
+            )
+        self._limits = Limits(
+            timeout_s=float(timeout_s), max_rows=max_rows, max_result_bytes=max_result_bytes
+        )
         self._owned = isinstance(engine_or_url, str)
         engine = _engine_for(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
         try:
@@ -100,6 +133,34 @@ class ReadOnlyExecutor:
     @property
     def max_rows(self) -> int:
         return self._limits.max_rows
+
+    @property
+    def max_result_bytes(self) -> int:
+        return self._limits.max_result_bytes
+
+    @property
+    def engine(self) -> Engine:
+        """The engine runs go through (for read-only introspection such as
+        :func:`~sqlagent.execution.check_privileges`); raises once the executor is closed."""
+        if self._engine is None:
+            raise ExecutionError("the executor is closed")
+        return self._engine
+
+    def server_dialect(self) -> str:
+        """The dialect of the server behind the engine: ``"mariadb"`` for a MariaDB server even
+        on a ``mysql+`` URL (SQLAlchemy tells it from the server's version string, read on the
+        first connection, which this may open), else the SQLAlchemy dialect name."""
+        engine = self.engine
+        dialect = engine.dialect
+        if dialect.name not in ("mysql", "mariadb"):
+            return str(dialect.name)
+        if dialect.server_version_info is None:  # not connected yet: connect once
+            try:
+                engine.raw_connection().close()
+            except (sa.exc.DBAPIError, dialect.loaded_dbapi.Error) as exc:
+                cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+                raise ExecutionError(f"cannot connect to the database: {one_line(cause)}") from exc
+        return "mariadb" if getattr(dialect, "is_mariadb", False) else "mysql"
 
     @property
     def dialect(self) -> str:
@@ -162,15 +223,21 @@ class ReadOnlyExecutor:
         state = "closed" if self._engine is None else self._engine.dialect.name
         return (
             f"ReadOnlyExecutor({state}, timeout_s={self._limits.timeout_s:g}, "
-            f"max_rows={self._limits.max_rows})"
+            f"max_rows={self._limits.max_rows}, max_result_bytes={self._limits.max_result_bytes})"
         )
 
 
 def executor_for(
-    url_or_engine: Engine | str, *, timeout_s: float = 10.0, max_rows: int = 1000
+    url_or_engine: Engine | str,
+    *,
+    timeout_s: float = 10.0,
+    max_rows: int = 1000,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> ReadOnlyExecutor:
     """The executor for a database URL or Engine (a :class:`ReadOnlyExecutor`)."""
-    return ReadOnlyExecutor(url_or_engine, timeout_s=timeout_s, max_rows=max_rows)
+    return ReadOnlyExecutor(
+        url_or_engine, timeout_s=timeout_s, max_rows=max_rows, max_result_bytes=max_result_bytes
+    )
 
 
 def _engine_for(url_text: str) -> Engine:

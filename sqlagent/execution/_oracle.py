@@ -11,7 +11,9 @@ run against a real database; it follows the drivers' and Oracle's documentation.
   ORA-01456; ``SELECT ... FOR UPDATE`` is refused too;
 * ``connection.call_timeout`` set to the time limit (it bounds each round trip, so the run's
   total is also checked against the deadline), then restored;
-* at most ``max_rows + 1`` rows fetched; always rolled back; a trailing ``;`` is dropped (Oracle
+* at most ``max_rows + 1`` rows fetched, counted as they arrive and stopped past
+  ``max_result_bytes`` (:class:`~sqlagent.errors.ResultTooLargeError`; a ``VARCHAR2`` value is at
+  most 32 KiB, LOBs arrive as locators); always rolled back; a trailing ``;`` is dropped (Oracle
   rejects it in a SQL statement).
 
 Not guaranteed: functions declared ``PRAGMA AUTONOMOUS_TRANSACTION`` run in their own transaction
@@ -31,6 +33,7 @@ from sqlagent.errors import ExecutionError, QueryTimeoutError, ReadOnlyViolation
 from sqlagent.execution._base import (
     Fetched,
     Limits,
+    ResultMeter,
     Session,
     one_line,
     read_only_message,
@@ -90,7 +93,13 @@ class OracleBackend:
                 if cursor.description is None:
                     raise ReadOnlyViolationError(read_only_message("the statement was not a query"))
                 columns = tuple(str(d[0]) for d in cursor.description)
-                rows = cursor.fetchmany(limits.max_rows + 1)
+                meter = ResultMeter(limits)
+                rows = []
+                for row in cursor:  # arraysize rows per round trip
+                    meter.add(row)
+                    rows.append(row)
+                    if len(rows) > limits.max_rows:
+                        break
             finally:
                 session.quietly(cursor.close)
         except self._error as exc:

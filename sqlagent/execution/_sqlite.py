@@ -15,14 +15,19 @@ database file) and a deadline:
   that change settings (``journal_mode``, ``query_only = OFF`` ...), ``ANALYZE``, transaction
   control. ``SQLITE_LIMIT_ATTACHED`` is also set to 0;
 * a progress handler, installed for the run with that run's deadline and removed after it, that
-  aborts the statement (execution *and* fetching) once ``timeout_s`` has passed.
+  aborts the statement (execution *and* fetching) once ``timeout_s`` has passed;
+* ``SQLITE_LIMIT_LENGTH`` lowered to ``max_result_bytes`` for the run (and restored after it):
+  SQLite refuses to build or read any string, BLOB or row larger than that (``SQLITE_TOOBIG``,
+  raised as :class:`~sqlagent.errors.ResultTooLargeError`), so ``printf('%.*c', 900000000,
+  'x')`` fails inside the engine instead of materializing; rows are counted as they are fetched
+  and the run stops once the result passes the cap.
 
 Python's ``sqlite3`` runs one statement per ``execute`` (``SELECT 1; DROP TABLE t`` is an error)
 and leaves extension loading disabled. Not guaranteed: a caller-supplied engine keeps
 ``query_only`` on its connections after the executor is closed (give the executor its own
 engine); reading a WAL-mode database through ``mode=ro`` needs its ``-shm`` file (or write access
-to the directory to create it); resource use within the time limit (memory of a large sort) is not
-capped.
+to the directory to create it); the engine's working memory within the time limit (a large sort,
+many values each under the length limit) is not capped.
 """
 
 from __future__ import annotations
@@ -38,14 +43,22 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError, ReadOnlyViolationError
+from sqlagent.errors import (
+    ConfigError,
+    ExecutionError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+    ResultTooLargeError,
+)
 from sqlagent.execution._base import (
     Fetched,
     Limits,
+    ResultMeter,
     Session,
     one_line,
     read_only_message,
     timeout_message,
+    too_large_message,
 )
 
 __all__ = ["SQLiteBackend", "sqlite_engine"]
@@ -178,15 +191,24 @@ class SQLiteBackend:
             raise ConfigError("the SQLite executor needs the standard sqlite3 driver")
         guard = _Guard(deadline=time.monotonic() + limits.timeout_s)
         cursor: sqlite3.Cursor | None = None
+        saved_length: int | None = None
+        rows: list[tuple[Any, ...]] = []
         try:
             _lock_down(conn)  # connections pooled before the listener existed
             conn.execute(f"PRAGMA busy_timeout = {limits.timeout_ms}")
+            saved_length = conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_result_bytes)
             conn.set_authorizer(guard.authorize)
             conn.set_progress_handler(guard.progress, _PROGRESS_STEPS)
             cursor = conn.cursor()
             cursor.execute(sql)
             columns = tuple(str(d[0]) for d in cursor.description or ())
-            rows = cursor.fetchmany(limits.max_rows + 1) if cursor.description else []
+            if cursor.description:
+                meter = ResultMeter(limits)
+                for row in cursor:
+                    meter.add(row)
+                    rows.append(row)
+                    if len(rows) > limits.max_rows:
+                        break
         except sqlite3.Error as exc:
             raise _translate(exc, guard, limits) from exc
         finally:
@@ -194,6 +216,8 @@ class SQLiteBackend:
                 session.quietly(cursor.close)
             session.quietly(conn.set_progress_handler, None, 0)
             session.quietly(conn.set_authorizer, None)
+            if saved_length is not None:
+                session.quietly(conn.setlimit, sqlite3.SQLITE_LIMIT_LENGTH, saved_length)
             session.quietly(conn.rollback)
         truncated = len(rows) > limits.max_rows
         return Fetched(columns, tuple(tuple(r) for r in rows[: limits.max_rows]), truncated)
@@ -205,6 +229,10 @@ def _translate(exc: sqlite3.Error, guard: _Guard, limits: Limits) -> ExecutionEr
     primary = errcode & 0xFF if isinstance(errcode, int) else None
     if guard.fired and primary == sqlite3.SQLITE_INTERRUPT:
         return QueryTimeoutError(timeout_message(limits), code=code)
+    if primary == sqlite3.SQLITE_TOOBIG:
+        return ResultTooLargeError(
+            too_large_message(limits, what="a value of the result"), code=code
+        )
     if guard.denied:  # the statement failed because the authorizer refused part of it
         what = guard.denied[0]
         if what.startswith("function "):

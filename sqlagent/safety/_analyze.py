@@ -525,6 +525,14 @@ def _resolve_tables(
                     f"Unsupported table reference {table.sql(dialect=ad)}.",
                 ))  # fmt: skip
                 continue
+            alias = table.args.get("alias")
+            if isinstance(alias, exp.TableAlias) and alias.columns:
+                result.violations.append(Violation(
+                    ViolationCode.UNKNOWN_COLUMN,
+                    f"Column aliases on table {table.name} ({alias.sql(dialect=ad)}) are not "
+                    "supported: rename the columns in the select list instead.",
+                ))  # fmt: skip
+                continue
             name, db = table.name, table.db or None
             cat = index.tables.get(name)
             if (
@@ -592,10 +600,12 @@ def _system_source(
     """The system relation as the role may see it: ``None`` when not granted."""
     if access is None:
         return Ungrounded(label, None)
-    lowered = label.lower()
-    granted = access.system.get(lowered)
-    if granted is None and db is None:
-        granted = access.system.get(name.lower())
+    keys = [label.lower()]
+    lowered = name.lower()
+    if (db is None or db.lower() == "pg_catalog") and lowered.startswith("pg_"):
+        # PostgreSQL searches pg_catalog first: pg_class is pg_catalog.pg_class
+        keys += [lowered, f"pg_catalog.{lowered}"]
+    granted = next((access.system[k] for k in keys if k in access.system), None)
     if granted is None:
         return None
     if "*" in granted:
@@ -995,6 +1005,7 @@ class _ColumnChecker:
                                 return
                 return
         pool: list[str] = []
+        granted_system: list[str] = []
         for level in levels:
             for _, src in level:
                 if isinstance(src, Scope):
@@ -1005,6 +1016,16 @@ class _ColumnChecker:
                     pool += index.visible_columns(table.name)
                 elif isinstance(table, Ungrounded) and table.columns is not None:
                     pool += sorted(table.columns)
+                    if table.wrap:
+                        granted_system.append(table.label)
+        if granted_system:
+            self._add(
+                ViolationCode.COLUMN_DENIED,
+                f"Column {shown} is not available to this role: it is not among the granted "
+                f"columns of {', '.join(granted_system)}.",
+                _suggest(shown, pool),
+            )
+            return
         self._add(
             ViolationCode.UNKNOWN_COLUMN,
             f"Column {shown} does not exist in the tables of this query.",

@@ -31,7 +31,7 @@ from sqlagent.errors import ConfigError, RejectedError
 from sqlagent.safety._analyze import SchemaIndex, analyze, sqlite_string_fallback
 from sqlagent.safety._parse import parse_one_statement
 from sqlagent.safety._policy import Access, Policy
-from sqlagent.safety._readonly import RuleContext, check_read_only
+from sqlagent.safety._readonly import RuleContext, check_read_only, undo_arrow_lambdas
 from sqlagent.safety._render import TARGETS, render
 from sqlagent.safety._rewrite import apply_row_cap, drop_mysql_dual
 from sqlagent.types import Verdict, Violation, ViolationCode
@@ -82,7 +82,7 @@ def _check(
         return _reject(sql, dialect, list(parsed.violations), access)
     tree = parsed.tree
 
-    ctx = RuleContext(dialect=dialect, extra_functions=config.functions_for(dialect))
+    ctx = RuleContext.for_config(dialect, config)
     violations = check_read_only(tree, ctx)
     if violations:
         return _reject(sql, dialect, violations, access)
@@ -96,6 +96,7 @@ def _check(
 
         def fresh() -> exp.Expr:
             again = parsed.again()
+            undo_arrow_lambdas(again, dialect)  # as check_read_only did to the first tree
             if dialect == "sqlite":
                 sqlite_string_fallback(again, catalog)
             return again

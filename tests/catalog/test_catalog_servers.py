@@ -22,7 +22,7 @@ from sqlagent.catalog import (
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.safety import Policy
-from tests.dbservers import create_test_database, drop_test_database
+from tests.dbservers import DB_SUFFIX, create_test_database, drop_test_database
 
 DB = "sqlagent_catalog_test"
 TITLES = ("Analyst", "Engineer", "Manager", "Designer")
@@ -225,8 +225,8 @@ def test_mariadb_reflection(mysql_url: str) -> None:
     assert _table(catalog, "engineers").comment is None  # MariaDB views have no comments
     driverless = mysql_url.replace("mysql+pymysql://", "mysql://")
     assert reflect_catalog(driverless) == catalog  # PyMySQL, as the executor uses
-    named = reflect_catalog(mysql_url, schema=DB)
-    assert {t.schema for t in named} == {DB}
+    named = reflect_catalog(mysql_url, schema=DB + DB_SUFFIX)
+    assert {t.schema for t in named} == {DB + DB_SUFFIX}
     assert _table(named, "timesheets").foreign_keys == _table(catalog, "timesheets").foreign_keys
 
 

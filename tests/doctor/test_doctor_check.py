@@ -65,6 +65,7 @@ def test_demo_is_ready_and_the_probe_is_refused(demo: Path) -> None:
     assert rows["database"].status == "pass"
     assert rows["read-only"].status == "pass"
     assert "refused" in rows["read-only"].detail
+    assert rows["privileges"].status == "skip"  # SQLite: opened read-only, no login
     assert rows["audit sink"].status == "pass"
     assert rows["chromadb path"].status in ("pass", "skip")
     assert rows["model"].status == "skip"  # the demo's mock model
@@ -425,3 +426,55 @@ def test_postgres_read_only_probe() -> None:
             engine.dispose()
     finally:
         drop_test_database("postgres", "sqlagent_doctor_test")
+
+
+# --- least privilege -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+])  # fmt: skip
+def server_logins(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(admin URL, reader URL) of a small database on a server."""
+    from tests.dbservers import create_test_database, drop_test_database
+    from tests.execution.readers import create_reader, drop_reader
+
+    kind = str(request.param)
+    admin = create_test_database(kind, "sqlagent_doctor_lp")
+    engine = sa.create_engine(admin)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    finally:
+        engine.dispose()
+    reader = create_reader(kind, admin, "sqlagent_doctor_reader")
+    yield admin, reader
+    drop_test_database(kind, "sqlagent_doctor_lp")
+    drop_reader(kind, "sqlagent_doctor_reader")
+
+
+def test_privileges_row(server_logins: tuple[str, str], tmp_path: Path) -> None:
+    admin, reader = server_logins
+    rows = _by_name(run_checks(database=reader, checks=[check_database]).checks)
+    assert rows["privileges"].status == "pass", rows["privileges"].detail
+    assert rows["read-only"].status == "pass"
+
+    rows = _by_name(run_checks(database=admin, checks=[check_database]).checks)
+    assert rows["privileges"].status == "warn"
+    assert not rows["privileges"].blocking
+    assert "beyond reading" in rows["privileges"].detail
+
+    demo = write_demo(tmp_path / "demo").config
+    strict = AgentConfig.from_file(demo).model_copy(
+        update={"database": admin, "require_least_privilege": True}
+    )
+    report = run_checks(strict, checks=[check_database])
+    row = _by_name(report.checks)["privileges"]
+    assert (row.status, row.blocking) == ("fail", True)
+    assert "require_least_privilege" in row.detail
+    assert not report.ok
+
+    report = run_checks(strict.model_copy(update={"database": reader}), checks=[check_database])
+    assert _by_name(report.checks)["privileges"].status == "pass"
+    assert report.ok

@@ -104,14 +104,22 @@ def _assert_clean(error: ExecutionError) -> None:
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
+# Writes PostgreSQL prepares as queries: the read-only transaction refuses them (25006).
 PG_WRITES = [
-    "INSERT INTO items VALUES (999, 'evil', 1)",
-    "UPDATE items SET price = 0",
-    "DELETE FROM items",
     "INSERT INTO items VALUES (998, 'evil', 1) RETURNING id",
     "WITH d AS (DELETE FROM items RETURNING *) SELECT count(*) FROM d",
     "WITH u AS (UPDATE items SET price = 0 RETURNING id) SELECT id FROM u",
     "SELECT * FROM items FOR UPDATE",
+    "SELECT nextval('item_seq')",
+    "SELECT setval('item_seq', 42)",
+]
+# Statements that are no plain query: refused before they run (they cannot be prepared as a
+# query, or describe no result).
+PG_NOT_QUERIES = [
+    "INSERT INTO items VALUES (999, 'evil', 1)",
+    "UPDATE items SET price = 0",
+    "DELETE FROM items",
+    "MERGE INTO items USING big ON false WHEN NOT MATCHED THEN INSERT VALUES (1, 'x', 1)",
     "CREATE TABLE evil (a int)",
     "CREATE TABLE evil AS SELECT * FROM items",
     "SELECT * INTO evil FROM items",
@@ -121,26 +129,42 @@ PG_WRITES = [
     "CREATE INDEX evil ON items (name)",
     "CREATE SCHEMA evil",
     "CREATE TEMP TABLE evil (a int)",
-    "SELECT nextval('item_seq')",
-    "SELECT setval('item_seq', 42)",
     "COMMENT ON TABLE items IS 'evil'",
+    "VACUUM items",
+    "CREATE DATABASE evil",
+    "COMMIT",
+    "SET TRANSACTION READ WRITE",
+    "SET default_transaction_read_only = off",
+    "COPY items TO STDOUT",
+    "SHOW work_mem",
+    "EXPLAIN ANALYZE DELETE FROM items",
+    "DO $$BEGIN DELETE FROM items; END$$",
+    "LISTEN evil",
+    "PREPARE evil AS DELETE FROM items",
+    "DECLARE evil CURSOR WITH HOLD FOR SELECT 1",
+    "DISCARD ALL",
+    "LOCK TABLE items",
 ]
 PG_OTHER_FAILURES = [
     "SELECT 1; DELETE FROM items",
     "COMMIT; DELETE FROM items",
     "SELECT 1; COMMIT; SET default_transaction_read_only = off; DELETE FROM items",
-    "VACUUM items",
-    "CREATE DATABASE evil",
-    "COMMIT",
-    "SET TRANSACTION READ WRITE",
+    "CALL nothing()",
+    "SELEC 1",
 ]
 
 
 def _writes_fail_and_nothing_changes(
-    url: str, kind: str, how: str, writes: list[str], others: list[str], code: str
+    url: str,
+    kind: str,
+    how: str,
+    writes: list[str],
+    not_queries: list[str],
+    others: list[str],
+    code: str,
 ) -> None:
-    """Every write is refused by the server with ``code``, other statements fail cleanly, and a
-    snapshot of the database is identical afterwards."""
+    """Every write is refused by the server with ``code``, every non-query before it runs, other
+    statements fail cleanly, and a snapshot of the database is identical afterwards."""
     before = _snapshot(url, kind)
     executor, engine = _borrowed_or_owned(url, how)
     try:
@@ -149,9 +173,16 @@ def _writes_fail_and_nothing_changes(
                 executor.run(sql)
             assert info.value.code == code, sql
             _assert_clean(info.value)
+        for sql in not_queries:
+            with pytest.raises(
+                ReadOnlyViolationError, match="only a single plain query"
+            ) as refused:
+                executor.run(sql)
+            assert "was not run" in str(refused.value), sql
         for sql in others:
             with pytest.raises(ExecutionError) as other:
                 executor.run(sql)
+            assert not isinstance(other.value, ReadOnlyViolationError), sql
             _assert_clean(other.value)
         assert executor.run("SELECT count(*) FROM items").rows == ((ITEMS,),)
     finally:
@@ -163,7 +194,9 @@ def _writes_fail_and_nothing_changes(
 
 @pytest.mark.postgres
 def test_postgres_writes_fail_and_nothing_changes(pg_url: str, how: str) -> None:
-    _writes_fail_and_nothing_changes(pg_url, "postgres", how, PG_WRITES, PG_OTHER_FAILURES, "25006")
+    _writes_fail_and_nothing_changes(
+        pg_url, "postgres", how, PG_WRITES, PG_NOT_QUERIES, PG_OTHER_FAILURES, "25006"
+    )
 
 
 @pytest.mark.postgres
@@ -172,7 +205,8 @@ def test_postgres_session_settings_are_allowed_and_rolled_back(pg_url: str) -> N
         assert executor.run("SELECT set_config('x.y', '1', false)").rows == (("1",),)
         leftover = executor.run("SELECT current_setting('x.y', true)").rows[0][0]
         assert leftover in (None, "")  # the whole transaction, SET included, was rolled back
-        assert executor.run("SHOW transaction_read_only").rows == (("on",),)
+        read_only = "SELECT current_setting('transaction_read_only')"
+        assert executor.run(read_only).rows == (("on",),)
 
 
 @pytest.mark.postgres
@@ -248,14 +282,25 @@ def test_postgres_error_messages(pg_url: str) -> None:
 
 # --- MariaDB / MySQL -----------------------------------------------------------------------------
 
+# Writes the read-only session refuses (1792), when prepared or when run.
 MYSQL_WRITES = [
+    "SELECT * FROM items FOR UPDATE",
     "INSERT INTO items VALUES (999, 'evil', 1)",
+    "INSERT INTO items VALUES (997, 'evil', 1) RETURNING id",
     "REPLACE INTO items VALUES (1, 'evil', 1)",
+    "REPLACE INTO items VALUES (1, 'evil', 1) RETURNING id",
     "UPDATE items SET price = 0",
     "DELETE FROM items",
-    "SELECT * FROM items FOR UPDATE",
+    "DELETE FROM items RETURNING id",
     "CREATE TABLE evil (a int)",
     "CREATE TABLE evil AS SELECT * FROM items",
+    "CREATE SEQUENCE evil",
+    "OPTIMIZE TABLE items",
+    "REPAIR TABLE items",
+    "EXPLAIN DELETE FROM items",
+]
+# No result set: refused before they run.
+MYSQL_NOT_QUERIES = [
     "CREATE TEMPORARY TABLE evil (a int)",
     "DROP TABLE items",
     "TRUNCATE TABLE items",
@@ -265,20 +310,30 @@ MYSQL_WRITES = [
     "CREATE VIEW evil AS SELECT 1",
     "CREATE DATABASE sqlagent_exec_evil",
     "DROP DATABASE sqlagent_exec_test",
-    "CREATE SEQUENCE evil",
-    "OPTIMIZE TABLE items",
+    "SET SESSION sql_mode = ''",
+    "SET @x = 1",
+    "SELECT 1 INTO @x",
+    "START TRANSACTION",
+    "COMMIT",
+    "SAVEPOINT evil",
+    "LOCK TABLES items READ",
+    "HANDLER items OPEN",
+    "FLUSH TABLES",
+    "KILL QUERY 999999",
+    "DO SLEEP(0)",
 ]
 MYSQL_OTHER_FAILURES = [
     "SELECT 1; DELETE FROM items",
     "DELETE FROM items; SELECT 1",
     "WITH d AS (DELETE FROM items) SELECT 1",
+    "SELEC 1",
 ]
 
 
 @pytest.mark.mysql
 def test_mariadb_writes_fail_and_nothing_changes(mysql_url: str, how: str) -> None:
     _writes_fail_and_nothing_changes(
-        mysql_url, "mysql", how, MYSQL_WRITES, MYSQL_OTHER_FAILURES, "1792"
+        mysql_url, "mysql", how, MYSQL_WRITES, MYSQL_NOT_QUERIES, MYSQL_OTHER_FAILURES, "1792"
     )
 
 

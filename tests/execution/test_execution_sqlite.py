@@ -26,9 +26,16 @@ from sqlagent.errors import (
     ExecutionError,
     QueryTimeoutError,
     ReadOnlyViolationError,
+    ResultTooLargeError,
     SqlAgentError,
 )
-from sqlagent.execution import ExecutionResult, Executor, ReadOnlyExecutor, executor_for
+from sqlagent.execution import (
+    DEFAULT_MAX_RESULT_BYTES,
+    ExecutionResult,
+    Executor,
+    ReadOnlyExecutor,
+    executor_for,
+)
 
 ROWS = 5000
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -375,3 +382,59 @@ def test_errors_belong_to_the_one_tree() -> None:
     assert issubclass(ReadOnlyViolationError, ExecutionError)
     assert issubclass(ExecutionError, SqlAgentError)
     assert not issubclass(ExecutionError, ConfigError)
+
+
+# --- result size ---------------------------------------------------------------------------------
+
+
+def test_huge_values_are_refused_inside_sqlite(db: Path) -> None:
+    with ReadOnlyExecutor(f"sqlite:///{db}", max_result_bytes=32 * 1024) as ex:
+        for sql in (
+            "SELECT zeroblob(1000000)",
+            "SELECT randomblob(100000)",
+            "SELECT replace(printf('%.*c', 20000, 'x'), 'x', 'xx')",
+            "SELECT group_concat(name) FROM items",
+        ):
+            with pytest.raises(ResultTooLargeError, match="a value of the result") as info:
+                ex.run(sql)
+            assert info.value.code == "SQLITE_TOOBIG"
+        # printf itself returns NULL past the limit rather than failing.
+        assert ex.run("SELECT printf('%.*c', 900000000, 'x')").rows == ((None,),)
+        assert ex.run("SELECT length(group_concat(name)) FROM items WHERE id < 100").rows[0][0]
+
+
+def test_a_large_result_stops_while_fetching(db: Path) -> None:
+    with ReadOnlyExecutor(f"sqlite:///{db}", max_rows=100_000, max_result_bytes=64 * 1024) as ex:
+        with pytest.raises(ResultTooLargeError, match="64 KiB") as info:
+            ex.run("SELECT id, name, price FROM items")
+        assert info.value.code is None
+        assert ex.run("SELECT count(*) FROM items").rows == ((ROWS,),)
+        assert ex.run("SELECT id FROM items WHERE id <= 10").row_count == 10
+
+
+def test_the_length_limit_is_restored_after_each_run(db: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{db}", poolclass=StaticPool)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert isinstance(raw, sqlite3.Connection)
+            before = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        with ReadOnlyExecutor(engine, max_result_bytes=4096) as ex:
+            ex.run("SELECT 1")
+            with pytest.raises(ResultTooLargeError):
+                ex.run("SELECT zeroblob(10000)")
+        assert raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) == before
+    finally:
+        engine.dispose()
+
+
+def test_result_size_configuration(db: Path) -> None:
+    url = f"sqlite:///{db}"
+    for bad in (0, 1023, True, 2.5, "16MiB"):
+        with pytest.raises(ConfigError, match="max_result_bytes"):
+            ReadOnlyExecutor(url, max_result_bytes=bad)  # type: ignore[arg-type]
+    with ReadOnlyExecutor(url) as ex:
+        assert ex.max_result_bytes == DEFAULT_MAX_RESULT_BYTES == 16 * 1024 * 1024
+        assert "max_result_bytes=16777216" in repr(ex)
+    with executor_for(url, max_result_bytes=2048) as ex:
+        assert ex.max_result_bytes == 2048

@@ -349,3 +349,179 @@ def test_outermost_labels_match_what_the_user_wrote(fixture_catalog: Catalog) ->
     nested = guard.check("SELECT * FROM (SELECT count(*) FROM employees) x").sql
     assert nested is not None
     assert "x._col_0" in nested  # still referenced, so the alias stays
+
+
+# -- the function allow-list, its documentation, and the leak rules (no catalog) ------------------
+
+DOCS_FUNCTIONS = Path(__file__).resolve().parents[2] / "docs" / "functions.md"
+
+
+def test_every_allow_listed_function_class_exists_once() -> None:
+    from sqlglot import exp
+
+    from sqlagent.safety._functions import FUNCTION_GROUPS
+
+    names = [n for g in FUNCTION_GROUPS for n in g.names]
+    assert len(names) == len(set(names)), "a class is listed in two groups"
+    for name in names:
+        cls = getattr(exp, name, None)
+        assert isinstance(cls, type), f"{name} is not a class of the pinned sqlglot"
+        assert issubclass(cls, exp.Func), name
+
+
+def test_pure_builtins_are_lower_case_and_never_dangerous() -> None:
+    from sqlagent.dialects import BUILTIN_GROUPS, PURE_BUILTINS
+
+    dangerous = {
+        "pg_sleep", "sleep", "benchmark", "get_lock", "pg_advisory_lock", "load_file",
+        "load_extension", "readfile", "pg_read_file", "lo_import", "set_config", "setseed",
+        "current_setting", "nextval", "setval", "currval", "lastval", "query_to_xml", "dblink",
+        "sys_context", "userenv", "user", "database", "version", "connection_id", "changes",
+        "to_regclass", "pg_get_viewdef", "has_table_privilege", "array_fill", "sformat",
+    }  # fmt: skip
+    assert set(PURE_BUILTINS) == {"sqlite", "postgres", "mysql", "oracle"}
+    for group in BUILTIN_GROUPS:
+        assert group.reason, group.category
+        for dialect, names in group.names.items():
+            assert dialect in PURE_BUILTINS
+            assert all(n == n.lower() and n.isidentifier() for n in names), group.category
+            assert not names & dangerous, (group.category, names & dangerous)
+
+
+def test_docs_name_every_allow_listed_function() -> None:
+    from sqlagent.dialects import BUILTIN_GROUPS
+    from sqlagent.safety._functions import FUNCTION_GROUPS
+
+    text = DOCS_FUNCTIONS.read_text(encoding="utf-8")
+    for group in FUNCTION_GROUPS:
+        assert f"#### {group.category}" in text, group.category
+        missing = [n for n in group.names if f"`{n}`" not in text]
+        assert not missing, (group.category, missing)
+    for builtin in BUILTIN_GROUPS:
+        assert f"#### {builtin.category}" in text, builtin.category
+        missing = [n for names in builtin.names.values() for n in names if f"`{n}`" not in text]
+        assert not missing, (builtin.category, missing)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "code", "fragment"),
+    [
+        # Oracle without a catalog: sequences, package calls without parentheses, database links,
+        # bare names over DUAL (zero-argument function calls).
+        ("oracle", "SELECT seq.NEXTVAL FROM dual", "not_read_only", "NEXTVAL"),
+        ("oracle", "SELECT hr.seq.CURRVAL FROM dual", "not_read_only", "CURRVAL"),
+        ("oracle", "SELECT UTL_INADDR.GET_HOST_NAME FROM dual", "unknown_table", "UTL_INADDR"),
+        ("oracle", "SELECT x FROM secrets@remote_db", "unknown_table", "database links"),
+        ("oracle", "SELECT get_secret FROM dual", "unknown_column", "get_secret"),
+        ("oracle", "SELECT USER FROM dual", "unknown_column", "USER"),
+        ("oracle", "SELECT 1 FROM dual WHERE get_secret IS NOT NULL", "unknown_column", "get_"),
+        ("postgres", "SELECT pg_catalog.now FROM t", "unknown_table", "pg_catalog"),
+        ("sqlite", "SELECT nope.x FROM t", "unknown_table", "nope"),
+        # PostgreSQL reg* casts and user-defined types confirm that catalog objects exist.
+        ("postgres", "SELECT 'secrets'::regclass", "forbidden_function", "REGCLASS"),
+        ("postgres", "SELECT CAST('admin' AS regrole)", "forbidden_function", "REGROLE"),
+        ("postgres", "SELECT 'f'::regproc", "forbidden_function", "REGPROC"),
+        ("postgres", "SELECT 'hidden'::regnamespace", "forbidden_function", "REGNAMESPACE"),
+        ("postgres", "SELECT 'secret_type'::regtype", "forbidden_function", "REGTYPE"),
+        ("postgres", "SELECT x::secret_enum FROM t", "forbidden_function", "secret_enum"),
+        # Huge constructed strings and blobs.
+        ("postgres", "SELECT repeat('x', 1000000000)", "forbidden_function", "repeat()"),
+        ("postgres", "SELECT rpad('x', 1000000000)", "forbidden_function", "rpad()"),
+        ("postgres", "SELECT format('%*s', 1000000000, 'x')", "forbidden_function", "format()"),
+        ("mysql", "SELECT SPACE(1000000000)", "forbidden_function", "space()"),
+        ("mysql", "SELECT LPAD('', 1000000000, 'x')", "forbidden_function", "lpad()"),
+        ("sqlite", "SELECT printf('%.*c', 1000000000, 'x')", "forbidden_function", "printf()"),
+        ("sqlite", "SELECT printf('%900000000c', 'x')", "forbidden_function", "printf()"),
+        ("sqlite", "SELECT zeroblob(1000000000)", "forbidden_function", "zeroblob()"),
+        ("sqlite", "SELECT randomblob(1e9)", "forbidden_function", "randomblob()"),
+        ("oracle", "SELECT RPAD('x', 100000000) FROM dual", "forbidden_function", "rpad()"),
+        ("postgres", "SELECT repeat('#', n) FROM t", "forbidden_function", "LEAST"),
+    ],
+)  # fmt: skip
+def test_leak_rules_hold_without_a_catalog(
+    dialect: str, sql: str, code: str, fragment: str
+) -> None:
+    verdict = check_sql(sql, dialect=dialect)
+    assert code in verdict.codes, verdict.summary()
+    assert any(fragment in v.message for v in verdict.violations), verdict.summary()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("oracle", "SELECT dummy FROM dual"),
+        ("oracle", "SELECT LEVEL AS n FROM dual CONNECT BY LEVEL <= 3 ORDER BY n"),
+        ("oracle", "SELECT (SELECT MAX(salary) FROM employees) AS top FROM dual"),
+        ("oracle", "SELECT e.first_name FROM hr.employees e"),
+        ("postgres", "SELECT g.n FROM generate_series(1, 3) AS g(n)"),
+        ("postgres", "SELECT t.tag FROM products p CROSS JOIN LATERAL unnest(p.tags) AS t(tag)"),
+        ("postgres", "SELECT repeat('#', least(n, 50)::int), lpad(code, 8, '0') FROM t"),
+        ("postgres", "SELECT 'a'::text, 1::numeric(10, 2), '{}'::jsonb, ARRAY[1]::int[]"),
+        ("postgres", "SELECT * FROM t TABLESAMPLE BERNOULLI (10) REPEATABLE (1)"),
+        ("sqlite", "SELECT printf('%08d', 7), length(zeroblob(16))"),
+        ("mysql", "SELECT CONVERT(name USING utf8mb4), CAST(x AS SIGNED) FROM t"),
+    ],
+)
+def test_ordinary_queries_pass_the_leak_rules(dialect: str, sql: str) -> None:
+    verdict = check_sql(sql, dialect=dialect)
+    assert verdict.allowed, verdict.summary()
+
+
+def test_constructed_length_bound_is_configurable() -> None:
+    sql = "SELECT repeat('x', 500)"
+    assert check_sql(sql, dialect="postgres").allowed
+    small = SafetyConfig(max_constructed_length=100)
+    verdict = check_sql(sql, dialect="postgres", config=small)
+    assert verdict.codes == ("forbidden_function",)
+    assert "at most 100 characters" in verdict.violations[0].message
+    assert check_sql("SELECT repeat('x', 100)", dialect="postgres", config=small).allowed
+    config = SafetyConfig.from_mapping({"max_constructed_length": 2000})
+    assert config.max_constructed_length == 2000
+    for bad in (0, -1, True, "10"):
+        with pytest.raises(ConfigError, match="max_constructed_length"):
+            SafetyConfig(max_constructed_length=bad)  # type: ignore[arg-type]
+
+
+def test_messages_name_functions_and_operators_as_written() -> None:
+    import sqlglot
+
+    from sqlagent.safety._functions import function_name, written_operator
+
+    tree = sqlglot.parse_one(
+        "SELECT unnest(tags), a @> b, a ? 'k' FROM generate_series(1, 2) AS g(n)", read="postgres"
+    )
+    unnest, contains, has_key = tree.expressions
+    assert function_name(unnest, "postgres") == "unnest"  # sqlglot: Explode
+    assert written_operator(contains, "postgres") == "@>"  # sqlglot: ArrayContainsAll
+    assert written_operator(has_key, "postgres") == "?"  # sqlglot: JSONBContainsTopKey
+    series = tree.args["from_"].this.this
+    assert function_name(series, "postgres") == "generate_series"  # ExplodingGenerateSeries
+    internal = ("explode", "exploding", "array_contains", "current_version", "distance")
+    for dialect, sql, written in [
+        ("postgres", "SELECT version()", "Function version()"),
+        ("postgres", "SELECT a <-> b FROM t", "operator <->"),
+        ("postgres", "SELECT name FROM t WHERE body @@ 'cat'", "Operator @@"),
+        ("sqlite", "SELECT sqlite_version()", "Function sqlite_version()"),
+    ]:
+        verdict = check_sql(sql, dialect=dialect)
+        assert not verdict.allowed
+        messages = " ".join(v.message for v in verdict.violations)
+        assert written in messages, messages
+        assert not any(word in messages.lower() for word in internal), messages
+
+
+def test_json_arrow_inside_a_call_is_the_json_operator() -> None:
+    import sqlglot
+    from sqlglot import exp
+
+    from sqlagent.safety._readonly import undo_arrow_lambdas
+
+    sql = "SELECT coalesce(a -> 'x' -> 'y', jsonb_array_length(b -> 'z'), c ->> 'w') FROM t"
+    tree = sqlglot.parse_one(sql, read="postgres")
+    assert tree.find(exp.Lambda) is not None  # sqlglot's reading
+    undo_arrow_lambdas(tree, "postgres")
+    assert tree.find(exp.Lambda) is None
+    assert {c.name for c in tree.find_all(exp.Column)} == {"a", "b", "c"}
+    assert tree.sql("postgres") == sqlglot.parse_one(sql, read="postgres").sql("postgres")
+    verdict = check_sql("SELECT f(x -> 1) FROM t", dialect="oracle")
+    assert "x -> 1 (read as a lambda)" in " ".join(v.message for v in verdict.violations)

@@ -7,9 +7,9 @@
    allowed).
 4. Validation is idempotent: the rewritten SQL validates again, to itself.
 5. The row cap holds on a real SQLite database.
-6. A role never sees a column it was not granted, nor a masked value (real SQLite databases that
-   differ only in the protected data must give the same results), and no star survives a policy
-   rewrite in any dialect (in PostgreSQL ``t.*`` inside an expression is the whole row).
+6. No star survives a policy rewrite in any dialect (in PostgreSQL ``t.*`` inside an expression is
+   the whole row). That a role never sees a value it may not read, in any clause, is the
+   noninterference suite's property (``test_noninterference_*.py``, on all three engines).
 
 Known validator bugs are pinned with ``@example`` so that these tests fail until they are fixed.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -373,35 +372,6 @@ def test_row_cap_is_a_literal_limit_at_the_root(
     count = limit.expression if isinstance(limit, exp.Limit) else limit.args.get("count")
     assert isinstance(count, exp.Literal), verdict.sql
     assert int(count.this) <= max_rows, verdict.sql
-
-
-def _cells(rows: list[tuple[Any, ...]]) -> Iterator[Any]:
-    for row in rows:
-        yield from row
-
-
-POLICY_TABLES = ("employees", "employees", "departments", "payroll")
-
-
-@settings(SETTINGS, max_examples=300)
-@given(template=grammar_queries(POLICY_TABLES), role=st.sampled_from(["viewer", "analyst"]))
-def test_roles_never_see_protected_values(
-    databases: dict[str, sqlite3.Connection], template: str, role: str
-) -> None:
-    verdict = check(render(template, "sqlite"), "sqlite", "policy", role)
-    if not verdict.allowed:
-        return
-    assert verdict.sql is not None
-    results = {v: run(databases[v], verdict.sql) for v in ("a", "b")}
-    for variant, rows in results.items():
-        leaked = [c for c in _cells(rows) if isinstance(c, str) and "SECRET" in c]
-        assert not leaked, (verdict.sql, leaked[:3])
-        salaries = {
-            _value("employees", "salary", "INTEGER", i, variant) for i in range(N_ROWS["employees"])
-        }
-        assert not [c for c in _cells(rows) if c in salaries], verdict.sql
-    # Non-interference: the two databases differ only in what the role may not read.
-    assert Counter(map(repr, results["a"])) == Counter(map(repr, results["b"])), verdict.sql
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
