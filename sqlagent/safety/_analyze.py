@@ -225,8 +225,10 @@ def _output_names(scope: Scope) -> list[str]:
         expr = expr.left
     if isinstance(expr, exp.Lateral | exp.Unnest):
         alias = expr.args.get("alias")
+        offset = expr.args.get("offset")  # WITH ORDINALITY's column
+        extra = [offset.name] if isinstance(offset, exp.Identifier) else []
         if isinstance(alias, exp.TableAlias) and alias.columns:
-            return [c.name for c in alias.columns]
+            return [c.name for c in alias.columns] + extra
         if isinstance(expr, exp.Lateral):
             expr = expr.this
         else:
@@ -260,11 +262,14 @@ _TABLE = "sqlagent_table"  # Table.meta: name of the catalog table it reads, or 
 _SOURCE = "sqlagent_source"  # Table.meta: index of its Ungrounded entry in Analysis.ungrounded
 _CTE_REF = "sqlagent_cte"  # Table.meta: the reference names a CTE
 _STAR = "sqlagent_star"  # Select.meta: the select list had a * before expansion
+_ADDED = "sqlagent_added"  # TableAlias.meta: column names added for qualify() only
 _UNGROUNDED = "\x00ungrounded"  # never a table name
 
 # Arguments a wrapped table reference may carry: anything else (hints, time travel, sampling)
 # could change what the derived table would have to read, so it fails closed.
-_WRAPPABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins", "laterals"})
+_WRAPPABLE_ARGS = frozenset(
+    {"this", "db", "catalog", "alias", "only", "joins", "laterals", "sample"}
+)
 
 
 def analyze(
@@ -293,6 +298,7 @@ def analyze(
     for ident in work.find_all(exp.Identifier):
         ident.meta[_ORIG] = ident.this
     normalize_identifiers(work, dialect=ad)
+    recursive = _mark_oracle_recursion(work) if dialect == "oracle" else []
     _resolve_tables(work, index, access, result, counterpart or {})
     if result.violations:
         return result
@@ -328,6 +334,12 @@ def analyze(
         )
         return result
 
+    for alias in work.find_all(exp.TableAlias):
+        if alias.meta.pop(_ADDED, False):
+            alias.set("columns", None)  # named only so qualify() could resolve them
+    for with_ in recursive:
+        with_.set("recursive", None)
+
     checker = _ColumnChecker(index, access, result)
     for scope in traverse_scope(work):
         checker.check_scope(scope)
@@ -340,6 +352,8 @@ def analyze(
     # -- policy mode: the qualified tree, masks applied, becomes the statement to run ----------
     for column in checker.to_mask:
         column.replace(exp.Literal.string(mask_value))
+    if dialect == "sqlite":
+        _name_values_columns(work)
     _restore_labels(work, index)
     for node in list(work.find_all(exp.Table)):
         got = node.meta.get(_TABLE)
@@ -393,6 +407,7 @@ def _wrap(
         catalog=table.args.get("catalog"),
         only=table.args.get("only"),
         alias=exp.TableAlias(this=name.copy()),
+        sample=table.args.get("sample"),  # TABLESAMPLE samples the table's rows, inside
     )
     projections: list[exp.Expr] = []
     for column, masked in columns:
@@ -463,7 +478,11 @@ def _function_name(func: exp.Expr, dialect: str) -> str:
 
 
 def _table_function(table: exp.Table, dialect: str) -> Ungrounded:
-    """A set-returning function in FROM: its output columns, from the alias list when given."""
+    """A set-returning function in FROM: its output columns, from the alias list when given.
+
+    Known outputs are also written into the alias (``json_each(x) AS json_each(key, value,
+    ...)``) for qualify() to resolve columns with; they are removed again right after it.
+    """
     alias = table.args.get("alias")
     name = _function_name(table.this, dialect)
     if isinstance(alias, exp.TableAlias) and alias.columns:
@@ -471,12 +490,67 @@ def _table_function(table: exp.Table, dialect: str) -> Ungrounded:
     known = _TABLE_FUNCTION_COLUMNS[dialect]
     if name not in known:
         return Ungrounded(name, None)
-    outputs = known[name]
-    if outputs is None:
-        outputs = (alias.name if isinstance(alias, exp.TableAlias) and alias.name else name,)
+    label = alias.name if isinstance(alias, exp.TableAlias) and alias.name else name
+    outputs = known[name] or (label,)
     if table.args.get("ordinality"):
         outputs = (*outputs, "ordinality")
+    _add_alias_columns(table, label, outputs)
     return Ungrounded(name, frozenset(outputs))
+
+
+def _add_alias_columns(node: exp.Expr, label: str, columns: Iterable[str]) -> None:
+    alias = exp.TableAlias(
+        this=exp.Identifier(this=label, quoted=False),
+        columns=[exp.Identifier(this=c, quoted=False) for c in columns],
+    )
+    alias.meta[_ADDED] = True
+    node.set("alias", alias)
+
+
+def _mark_oracle_recursion(work: exp.Expr) -> list[exp.With]:
+    """Oracle's recursive WITH has no RECURSIVE keyword: a CTE that reads its own name is
+    recursive. Mark such WITH clauses for scope analysis (the mark is removed afterwards)."""
+    marked: list[exp.With] = []
+    for with_ in work.find_all(exp.With):
+        if with_.args.get("recursive"):
+            continue
+        for cte in with_.expressions:
+            own = cte.alias_or_name
+            if isinstance(cte.this, exp.SetOperation) and any(
+                t.name == own and not t.args.get("db") for t in cte.this.find_all(exp.Table)
+            ):
+                with_.set("recursive", True)
+                marked.append(with_)
+                break
+    return marked
+
+
+def _name_values_columns(work: exp.Expr) -> None:
+    """SQLite names VALUES columns column1, column2 ... and has no syntax to rename them, so
+    the names qualify() gave them (``AS _values(_col_0, ...)``) are turned back into SQLite's."""
+    for values in list(work.find_all(exp.Values)):
+        alias = values.args.get("alias")
+        select = values.parent.parent if isinstance(values.parent, exp.From) else None
+        if not (isinstance(alias, exp.TableAlias) and alias.columns and select is not None):
+            continue
+        names = {c.name: f"column{i}" for i, c in enumerate(alias.columns, start=1)}
+        alias.set("columns", None)
+        for column in select.find_all(exp.Column):
+            if column.table == alias.name and column.name in names:
+                column.this.set("this", names[column.name])
+
+
+def _unnest_columns(work: exp.Expr) -> None:
+    """PostgreSQL names the one column of ``unnest(x) AS r`` after the alias (``unnest``
+    without one): write it into the alias for qualify(), like other table functions."""
+    for unnest in work.find_all(exp.Unnest):
+        alias = unnest.args.get("alias")
+        if not isinstance(unnest.parent, exp.From | exp.Join) or len(unnest.expressions) != 1:
+            continue
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            continue
+        label = alias.name if isinstance(alias, exp.TableAlias) and alias.name else "unnest"
+        _add_alias_columns(unnest, label, (label,))
 
 
 def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
@@ -507,6 +581,8 @@ def _resolve_tables(
         _refuse_shadowing_ctes(work, index, access, result)
         if result.violations:
             return
+    if dialect == "postgres":
+        _unnest_columns(work)
     for scope in traverse_scope(work):
         for table in scope.tables:
             if _TABLE in table.meta or _CTE_REF in table.meta:
@@ -669,15 +745,25 @@ def _refuse_implicit_joins(work: exp.Expr, result: Analysis) -> None:
             return
 
 
-Source = exp.Table | Scope
+Source = exp.Table | Scope | Ungrounded
+#: The output of a PIVOT: its columns come from its source (checked where the source is read,
+#: masks applied there) and its IN list.
+_PIVOT = Ungrounded("PIVOT", None)
 
 
 def _selected(scope: Scope) -> list[tuple[str, Source]]:
     """The sources in the FROM/JOIN/LATERAL of ``scope`` (not merely defined CTEs)."""
     try:
-        return [(name, src) for name, (_, src) in scope.selected_sources.items()]
+        selected = scope.selected_sources.items()
     except SqlglotError:  # an alias used twice: the database refuses it too
         return list(scope.sources.items())
+    out: list[tuple[str, Source]] = []
+    for name, (node, src) in selected:
+        out.append((name, src))
+        for pivot in node.args.get("pivots") or ():
+            if pivot.alias:
+                out.append((pivot.alias, _PIVOT))
+    return out
 
 
 def _levels(scope: Scope) -> list[list[tuple[str, Source]]]:
@@ -722,7 +808,9 @@ class _ColumnChecker:
             self._levels[key] = _levels(scope)
         return self._levels[key]
 
-    def _table_of(self, node: exp.Table) -> Table | Ungrounded | None:
+    def _table_of(self, node: exp.Table | Ungrounded) -> Table | Ungrounded | None:
+        if isinstance(node, Ungrounded):
+            return node
         got: str | None = node.meta.get(_TABLE)
         if got is None:
             return None
@@ -851,7 +939,7 @@ class _ColumnChecker:
             self._check_table_column(table, column, masked_here)
         elif isinstance(table, Ungrounded):
             self._check_ungrounded(table, column)
-        elif source.meta.get(_CTE_REF) is None:
+        elif isinstance(source, exp.Table) and source.meta.get(_CTE_REF) is None:
             self._add(ViolationCode.UNKNOWN_TABLE, f"Table {column.table} is not defined.")
 
     def _check_ungrounded(self, source: Ungrounded, column: exp.Column) -> None:
@@ -997,7 +1085,7 @@ class _ColumnChecker:
                 # database looks further out, where nothing hidden may answer to the name.
                 for outer in levels[depth + 1 :]:
                     for _, src in outer:
-                        table = self._table_of(src) if isinstance(src, exp.Table) else None
+                        table = self._table_of(src) if not isinstance(src, Scope) else None
                         if isinstance(table, Table):
                             true = index.columns[table.name].get(cname)
                             if true is not None and not index.is_visible(table.name, true):

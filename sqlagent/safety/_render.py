@@ -4,7 +4,7 @@ MySQL and MariaDB share an analysis dialect (their name resolution is the same) 
 their syntax: sqlglot's MySQL generator writes ``REGEXP_LIKE(a, b)`` and ``a ->> '$.k'``, which
 MariaDB does not have. For the ``mariadb`` target those nodes are first rewritten into forms both
 servers run, with the same meaning (NULLs included): ``(REGEXP_INSTR(a, b) > 0)`` and
-``JSON_UNQUOTE(JSON_EXTRACT(a, '$.k'))``.
+``JSON_UNQUOTE(JSON_EXTRACT(a, '$.k'))``; MariaDB's ``MEDIAN(x) OVER (...)`` stays as written.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def _for_mariadb(tree: exp.Expr) -> exp.Expr:
             raise UnsupportedError("REGEXP_LIKE with match flags: MariaDB has no REGEXP_LIKE")
         instr = exp.RegexpInstr(this=node.this, expression=node.expression)
         node.replace(exp.Paren(this=exp.GT(this=instr, expression=exp.Literal.number(0))))
+    for median in list(tree.find_all(exp.Median)):
+        # MariaDB's MEDIAN() is a window function; sqlglot writes PERCENTILE_CONT(x, 0.5)
+        median.replace(exp.Anonymous(this="MEDIAN", expressions=[median.this]))
     for scalar in list(tree.find_all(exp.JSONExtractScalar)):
         extract = exp.JSONExtract(this=scalar.this, expression=scalar.expression)
         scalar.replace(exp.Anonymous(this="JSON_UNQUOTE", expressions=[extract]))

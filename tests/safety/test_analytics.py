@@ -15,9 +15,8 @@ and every query must be allowed and then run through the read-only executor in t
 Oracle has no server here: its corpus is validated against the catalog of its schema file, never
 run. PostgreSQL and MariaDB cases skip when their server is absent.
 
-:data:`PENDING` lists the cases known to fail for reasons outside the safety rules (grounding of
-set-returning functions in FROM, rendering for MariaDB ...). They run as strict xfails, so each
-one that starts passing fails the suite until it is taken off the list.
+:data:`PENDING` lists cases known to fail (none today). They run as strict xfails, so each one
+that starts passing fails the suite until it is taken off the list.
 """
 
 from __future__ import annotations
@@ -53,57 +52,7 @@ ROLE = "analyst"
 #: Cases that fail for a reason outside the read-only and function rules, keyed by
 #: ``<dialect>::<case>`` (every mode) or ``<dialect>::<case>@<mode>`` (one mode). Each value says
 #: why; each runs as a strict xfail.
-_SRF_OUTPUT = (
-    "grounding (sqlagent/safety/_analyze.py): the analyzer does not know the output columns of "
-)
-PENDING: dict[str, str] = {
-    **dict.fromkeys(
-        ["postgres::unnest_with_ordinality@single_user", "postgres::unnest_with_ordinality@policy"],
-        _SRF_OUTPUT + "unnest(...) WITH ORDINALITY AS r(rating, pos): sqlglot keeps the "
-        "ordinality column as the Unnest offset, and pos is reported as not produced by r",
-    ),
-    **dict.fromkeys(
-        [
-            "postgres::average_rating_from_array@single_user",
-            "postgres::average_rating_from_array@policy",
-        ],
-        _SRF_OUTPUT + "a table function aliased without a column list (unnest(p.ratings) AS r), "
-        "whose single column PostgreSQL names after the alias (avg(r))",
-    ),
-    **dict.fromkeys(
-        [
-            "sqlite::json_each_ratings_avg@single_user",
-            "sqlite::json_each_ratings_avg@policy",
-            "sqlite::tag_membership_like@single_user",
-            "sqlite::tag_membership_like@policy",
-        ],
-        _SRF_OUTPUT + "json_each(...) used without an alias (its columns key, value, type ...)",
-    ),
-    **dict.fromkeys(
-        ["oracle::recursive_cte_hierarchy@single_user", "oracle::recursive_cte_hierarchy@policy"],
-        "grounding (sqlagent/safety/_analyze.py): Oracle's recursive WITH has no RECURSIVE "
-        "keyword, and the CTE's reference to itself (JOIN chain c) is resolved as a table "
-        "('Table CHAIN C does not exist')",
-    ),
-    **dict.fromkeys(
-        ["oracle::pivot_channels@single_user", "oracle::pivot_channels@policy"],
-        "grounding (sqlagent/safety/_analyze.py): qualify() gives the PIVOT source an invented "
-        "alias (_1) that the analyzer then reports as undefined",
-    ),
-    "postgres::tablesample_bernoulli@policy": (
-        "policy rewrite (sqlagent/safety/_analyze.py): a table the role reads through a derived "
-        "table of its granted columns cannot keep its TABLESAMPLE clause, so it is refused"
-    ),
-    "sqlite::values_lookup@policy": (
-        "policy rewrite (sqlagent/safety/_analyze.py): qualify() turns the CTE's column list over "
-        "VALUES into (VALUES ...) AS _values(_col_0, ...), which sqlglot's SQLite generator "
-        "cannot render"
-    ),
-    "mysql::median_function": (
-        "rendering for MariaDB (sqlagent/safety/_render.py): sqlglot writes MEDIAN(x) OVER (...) "
-        "as PERCENTILE_CONT(x, 0.5) OVER (...), which MariaDB cannot parse"
-    ),
-}
+PENDING: dict[str, str] = {}
 
 # Columns that hold JSON documents or arrays (JSON text outside PostgreSQL).
 _JSON = {("customers", "profile"), ("products", "attributes"), ("events", "payload")}
