@@ -20,6 +20,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -262,7 +263,6 @@ _TABLE = "sqlagent_table"  # Table.meta: name of the catalog table it reads, or 
 _SOURCE = "sqlagent_source"  # Table.meta: index of its Ungrounded entry in Analysis.ungrounded
 _CTE_REF = "sqlagent_cte"  # Table.meta: the reference names a CTE
 _STAR = "sqlagent_star"  # Select.meta: the select list had a * before expansion
-_ADDED = "sqlagent_added"  # TableAlias.meta: column names added for qualify() only
 _UNGROUNDED = "\x00ungrounded"  # never a table name
 
 # Arguments a wrapped table reference may carry: anything else (hints, time travel, sampling)
@@ -295,20 +295,26 @@ def analyze(
     ad = analysis_dialect(dialect)
     result = Analysis()
     work = tree
-    for ident in work.find_all(exp.Identifier):
-        ident.meta[_ORIG] = ident.this
+    seen = _Seen.of(work)
     normalize_identifiers(work, dialect=ad)
-    recursive = _mark_oracle_recursion(work) if dialect == "oracle" else []
-    _resolve_tables(work, index, access, result, counterpart or {})
-    if result.violations:
-        return result
+    if access is not None:
+        _refuse_shadowing_ctes(seen.ctes, index, access, result)
+        if result.violations:
+            return result
+    recursive = _mark_oracle_recursion(seen.withs) if dialect == "oracle" else []
+    added = _unnest_columns(work) if dialect == "postgres" else []
+    for table in seen.tables:
+        if isinstance(table.this, exp.Func):  # columns known before qualify() needs them
+            table.meta[_TABLE] = _UNGROUNDED
+            table.meta[_SOURCE] = len(result.ungrounded)
+            result.ungrounded.append(_table_function(table, dialect, added))
 
     # -- columns --------------------------------------------------------------------------------
-    for select in work.find_all(exp.Select):
-        if any(p.is_star for p in select.selects):
-            select.meta[_STAR] = True
     try:
-        qualify_tables(work, dialect=ad)
+        if seen.unnamed:
+            # Names every source and expands (t1 JOIN t2) AS t. Costly, so only when a source
+            # has no name of its own: plain tables and aliased subqueries need none.
+            qualify_tables(work, dialect=ad)
         qualify_columns(
             work,
             index.qualify_schema,
@@ -319,6 +325,10 @@ def analyze(
             dialect=ad,
         )
     except SqlglotError as exc:
+        # Unknown and denied tables first: they explain most failures to qualify.
+        _resolve_tables(traverse_scope(work), seen.tables, index, access, result, counterpart)
+        if result.violations:
+            return result
         if access is not None and diagnostic is not None and fresh is not None:
             diagnosis = analyze(fresh(), diagnostic, access, mask_value=mask_value)
             if diagnosis.violations:
@@ -334,18 +344,24 @@ def analyze(
         )
         return result
 
-    for alias in work.find_all(exp.TableAlias):
-        if alias.meta.pop(_ADDED, False):
-            alias.set("columns", None)  # named only so qualify() could resolve them
-    for with_ in recursive:
-        with_.set("recursive", None)
-
+    for alias in added:
+        alias.set("columns", None)  # named only so qualify() could resolve them
+    scopes = traverse_scope(work)
+    _resolve_tables(scopes, seen.tables, index, access, result, counterpart)
+    if result.violations:
+        return result
     checker = _ColumnChecker(index, access, result)
-    for scope in traverse_scope(work):
+    for scope in scopes:
         checker.check_scope(scope)
     checker.report_misuse()
-    if access is not None:
-        _refuse_implicit_joins(work, result)
+    if access is not None and any(
+        str(join.args.get("method") or "").upper() == "NATURAL" for join in seen.joins
+    ):
+        result.violations.append(Violation(
+            ViolationCode.COLUMN_DENIED,
+            "NATURAL JOIN compares every column the tables share, including columns not "
+            "available to this role; join with explicit ON conditions instead.",
+        ))  # fmt: skip
     if result.violations or access is None:
         return result
 
@@ -353,9 +369,9 @@ def analyze(
     for column in checker.to_mask:
         column.replace(exp.Literal.string(mask_value))
     if dialect == "sqlite":
-        _name_values_columns(work)
+        _name_values_columns(seen.values)
     _restore_labels(work, index)
-    for node in list(work.find_all(exp.Table)):
+    for node in seen.tables:
         got = node.meta.get(_TABLE)
         if got is None or node.meta.get(_CTE_REF):
             continue
@@ -372,8 +388,62 @@ def analyze(
                 _wrap(node, tuple((c, False) for c in names), mask_value, result)
     if result.violations:
         return result
+    for with_ in recursive:
+        with_.set("recursive", None)  # marked for scope analysis only
     result.output = _quote_keywords(quote_identifiers(work, dialect=ad, identify=False))
     return result
+
+
+_FROM_ITEM = (exp.From, exp.Join, exp.Subquery, exp.Lateral)
+_UNNAMED_SOURCES = frozenset({exp.Values, exp.Pivot, exp.Unnest, exp.Lateral})
+
+
+def _nests(node: exp.Expr) -> bool:
+    return bool(node.args.get("joins") or node.args.get("pivots") or node.args.get("laterals"))
+
+
+@dataclass(slots=True)
+class _Seen:
+    """One walk over the statement before analysis: the nodes later steps need, and each
+    identifier's spelling as written (kept in its meta for messages and labels)."""
+
+    tables: list[exp.Table] = field(default_factory=list)
+    ctes: list[exp.CTE] = field(default_factory=list)
+    withs: list[exp.With] = field(default_factory=list)
+    joins: list[exp.Join] = field(default_factory=list)
+    values: list[exp.Values] = field(default_factory=list)
+    unnamed: bool = False  # a source qualify_tables() must name (or a join it must expand)
+
+    @classmethod
+    def of(cls, tree: exp.Expr) -> _Seen:
+        seen = cls()
+        for node in tree.walk():
+            kind = type(node)
+            if kind is exp.Identifier:
+                node.meta[_ORIG] = node.this
+            elif kind is exp.Column:
+                continue
+            elif kind is exp.Table:
+                seen.tables.append(node)  # type: ignore[arg-type]
+                if not isinstance(node.this, exp.Identifier) or _nests(node):
+                    seen.unnamed = True
+            elif kind is exp.Subquery:
+                if _nests(node) or (not node.alias and isinstance(node.parent, _FROM_ITEM)):
+                    seen.unnamed = True
+            elif kind is exp.Select:
+                if any(p.is_star for p in node.selects):  # type: ignore[attr-defined]
+                    node.meta[_STAR] = True
+            elif kind is exp.Join:
+                seen.joins.append(node)  # type: ignore[arg-type]
+            elif kind is exp.CTE:
+                seen.ctes.append(node)  # type: ignore[arg-type]
+            elif kind is exp.With:
+                seen.withs.append(node)  # type: ignore[arg-type]
+            elif kind is exp.Values:
+                seen.values.append(node)  # type: ignore[arg-type]
+            if kind in _UNNAMED_SOURCES:
+                seen.unnamed = True
+        return seen
 
 
 def _wrap(
@@ -477,7 +547,7 @@ def _function_name(func: exp.Expr, dialect: str) -> str:
     return text.split("(", 1)[0].strip().lower()
 
 
-def _table_function(table: exp.Table, dialect: str) -> Ungrounded:
+def _table_function(table: exp.Table, dialect: str, added: list[exp.TableAlias]) -> Ungrounded:
     """A set-returning function in FROM: its output columns, from the alias list when given.
 
     Known outputs are also written into the alias (``json_each(x) AS json_each(key, value,
@@ -494,24 +564,24 @@ def _table_function(table: exp.Table, dialect: str) -> Ungrounded:
     outputs = known[name] or (label,)
     if table.args.get("ordinality"):
         outputs = (*outputs, "ordinality")
-    _add_alias_columns(table, label, outputs)
+    added.append(_add_alias_columns(table, label, outputs))
     return Ungrounded(name, frozenset(outputs))
 
 
-def _add_alias_columns(node: exp.Expr, label: str, columns: Iterable[str]) -> None:
+def _add_alias_columns(node: exp.Expr, label: str, columns: Iterable[str]) -> exp.TableAlias:
     alias = exp.TableAlias(
         this=exp.Identifier(this=label, quoted=False),
         columns=[exp.Identifier(this=c, quoted=False) for c in columns],
     )
-    alias.meta[_ADDED] = True
     node.set("alias", alias)
+    return alias
 
 
-def _mark_oracle_recursion(work: exp.Expr) -> list[exp.With]:
+def _mark_oracle_recursion(withs: list[exp.With]) -> list[exp.With]:
     """Oracle's recursive WITH has no RECURSIVE keyword: a CTE that reads its own name is
     recursive. Mark such WITH clauses for scope analysis (the mark is removed afterwards)."""
     marked: list[exp.With] = []
-    for with_ in work.find_all(exp.With):
+    for with_ in withs:
         if with_.args.get("recursive"):
             continue
         for cte in with_.expressions:
@@ -525,10 +595,10 @@ def _mark_oracle_recursion(work: exp.Expr) -> list[exp.With]:
     return marked
 
 
-def _name_values_columns(work: exp.Expr) -> None:
+def _name_values_columns(found: list[exp.Values]) -> None:
     """SQLite names VALUES columns column1, column2 ... and has no syntax to rename them, so
     the names qualify() gave them (``AS _values(_col_0, ...)``) are turned back into SQLite's."""
-    for values in list(work.find_all(exp.Values)):
+    for values in found:
         alias = values.args.get("alias")
         select = values.parent.parent if isinstance(values.parent, exp.From) else None
         if not (isinstance(alias, exp.TableAlias) and alias.columns and select is not None):
@@ -540,9 +610,10 @@ def _name_values_columns(work: exp.Expr) -> None:
                 column.this.set("this", names[column.name])
 
 
-def _unnest_columns(work: exp.Expr) -> None:
+def _unnest_columns(work: exp.Expr) -> list[exp.TableAlias]:
     """PostgreSQL names the one column of ``unnest(x) AS r`` after the alias (``unnest``
     without one): write it into the alias for qualify(), like other table functions."""
+    added: list[exp.TableAlias] = []
     for unnest in work.find_all(exp.Unnest):
         alias = unnest.args.get("alias")
         if not isinstance(unnest.parent, exp.From | exp.Join) or len(unnest.expressions) != 1:
@@ -550,7 +621,8 @@ def _unnest_columns(work: exp.Expr) -> None:
         if isinstance(alias, exp.TableAlias) and alias.columns:
             continue
         label = alias.name if isinstance(alias, exp.TableAlias) and alias.name else "unnest"
-        _add_alias_columns(unnest, label, (label,))
+        added.append(_add_alias_columns(unnest, label, (label,)))
+    return added
 
 
 def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
@@ -564,41 +636,32 @@ def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
 
 
 def _resolve_tables(
-    work: exp.Expr,
+    scopes: list[Scope],
+    tables: list[exp.Table],
     index: SchemaIndex,
     access: Access | None,
     result: Analysis,
-    counterpart: Mapping[int, exp.Table],
+    counterpart: Mapping[int, exp.Table] | None,
 ) -> None:
     """Resolve each table reference: to the catalog, a permitted ungrounded source, or a refusal.
 
-    Every table node of the statement must be resolved here; one that scope analysis does not
-    reach (an unusual position) fails closed.
+    Every table node of the statement (``tables``) must be resolved here; one that scope
+    analysis does not reach (an unusual position) fails closed.
     """
     dialect = index.dialect
     ad = analysis_dialect(dialect)
-    if access is not None:
-        _refuse_shadowing_ctes(work, index, access, result)
-        if result.violations:
-            return
-    if dialect == "postgres":
-        _unnest_columns(work)
-    for scope in traverse_scope(work):
+    counterpart = counterpart or {}
+    for scope in scopes:
         for table in scope.tables:
             if _TABLE in table.meta or _CTE_REF in table.meta:
                 continue
             if _is_cte_reference(table, scope):
                 table.meta[_CTE_REF] = True
                 continue
-            if isinstance(table.this, exp.Func):
-                table.meta[_TABLE] = _UNGROUNDED
-                table.meta[_SOURCE] = len(result.ungrounded)
-                result.ungrounded.append(_table_function(table, dialect))
-                continue
             if not isinstance(table.this, exp.Identifier):
                 result.violations.append(Violation(
                     ViolationCode.NOT_READ_ONLY,
-                    f"Unsupported table reference {table.sql(dialect=ad)}.",
+                    f"Unsupported table reference {_table_text(table, ad)}.",
                 ))  # fmt: skip
                 continue
             alias = table.args.get("alias")
@@ -650,7 +713,8 @@ def _resolve_tables(
                 if source is None:
                     result.violations.append(Violation(
                         ViolationCode.TABLE_DENIED,
-                        f"System catalog {table.sql(dialect=ad)} is not available to this role.",
+                        f"System catalog {_table_text(table, ad)} is not available to this "
+                        "role.",
                     ))  # fmt: skip
                     continue
                 table.meta[_TABLE] = _UNGROUNDED
@@ -661,13 +725,23 @@ def _resolve_tables(
             result.violations.append(_unknown_table(table, index))
     if result.violations:
         return
-    for table in work.find_all(exp.Table):
+    for table in tables:
         if _TABLE not in table.meta and _CTE_REF not in table.meta:
             result.violations.append(Violation(
                 ViolationCode.NOT_READ_ONLY,
-                f"Table {table.sql(dialect=ad)} is used where its source cannot be analysed.",
+                f"Table {_table_text(table, ad)} is used where its source cannot be analysed.",
             ))  # fmt: skip
             return
+
+
+def _table_text(table: exp.Table, dialect: Any) -> str:
+    """A table reference as written, without the alias qualify() may have added."""
+    bare = exp.Table(
+        this=table.this.copy() if isinstance(table.this, exp.Expr) else table.this,
+        db=table.args.get("db"),
+        catalog=table.args.get("catalog"),
+    )
+    return str(bare.sql(dialect=dialect))
 
 
 def _system_source(
@@ -690,7 +764,7 @@ def _system_source(
 
 
 def _refuse_shadowing_ctes(
-    work: exp.Expr, index: SchemaIndex, access: Access, result: Analysis
+    ctes: list[exp.CTE], index: SchemaIndex, access: Access, result: Analysis
 ) -> None:
     """Refuse a CTE named like a table the role may not read whole and in clear.
 
@@ -699,7 +773,7 @@ def _refuse_shadowing_ctes(
     inside a nested CTE), so a reference judged as the CTE could read the real table.
     """
     dialect = index.dialect
-    for cte in work.find_all(exp.CTE):
+    for cte in ctes:
         name = cte.alias_or_name
         table = index.tables.get(name)
         if table is not None:
@@ -731,18 +805,6 @@ def _unknown_table(table: exp.Table, index: SchemaIndex) -> Violation:
         quoted = exp.to_identifier(exact, quoted=True).sql(dialect=dialect)
         message += f" Names are case-sensitive here; write it as {quoted}."
     return Violation(ViolationCode.UNKNOWN_TABLE, message, suggestions)
-
-
-def _refuse_implicit_joins(work: exp.Expr, result: Analysis) -> None:
-    """NATURAL joins left unexpanded compare columns the role may not see: refuse them."""
-    for join in work.find_all(exp.Join):
-        if str(join.args.get("method") or "").upper() == "NATURAL":
-            result.violations.append(Violation(
-                ViolationCode.COLUMN_DENIED,
-                "NATURAL JOIN compares every column the tables share, including columns not "
-                "available to this role; join with explicit ON conditions instead.",
-            ))  # fmt: skip
-            return
 
 
 Source = exp.Table | Scope | Ungrounded

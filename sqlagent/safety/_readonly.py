@@ -1,7 +1,8 @@
 """Step 2: read-only rules over the whole syntax tree.
 
-Each rule is a plain function ``rule(tree, ctx) -> Iterable[Violation]``; :data:`RULES` lists
-them in order. The node check is an allow-list: every node anywhere in the tree must be of a
+Each rule is a plain function ``rule(nodes, ctx) -> Iterable[Violation]`` over the statement
+walked once (:class:`Nodes`: the tree and its nodes grouped by kind); :data:`RULES` lists them in
+order. The node check is an allow-list: every node anywhere in the tree must be of a
 class known to be part of a read-only query, so a construct sqlglot adds tomorrow is refused until
 someone looks at it. Writes, DDL, commands and session statements get a specific message.
 
@@ -19,6 +20,7 @@ as sqlglot's internal class names.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +34,7 @@ from sqlagent.dialects import analysis_dialect
 from sqlagent.safety._functions import ALLOWED_FUNCTIONS, function_name, written_operator
 from sqlagent.types import Violation, ViolationCode
 
-__all__ = ["RULES", "RuleContext", "check_read_only", "undo_arrow_lambdas"]
+__all__ = ["RULES", "Nodes", "RuleContext", "check_read_only", "undo_arrow_lambdas"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class RuleContext:
         )
 
 
-Rule = Callable[[exp.Expr, RuleContext], Iterable[Violation]]
+Rule = Callable[["Nodes", RuleContext], Iterable[Violation]]
 
 # Nodes that may appear in a read-only query (functions are checked separately).
 _QUERY_NODES: tuple[type[exp.Expr], ...] = (
@@ -136,6 +138,72 @@ _READ_TYPES: tuple[type[exp.Expr], ...] = (exp.Func, *_QUERY_NODES)
 _SAMPLE_METHODS = frozenset({"", "BERNOULLI", "SYSTEM", "BLOCK"})
 
 
+# What a node class is to the rules, decided once per class (isinstance over long tuples of
+# classes is the expensive part of a walk).
+_READ, _WRITE, _FUNC, _TYPE, _COLUMN, _SELECT, _SAMPLE, _LAMBDA, _NAMED = (1 << i for i in range(9))
+
+
+@functools.cache
+def _kind(cls: type) -> int:
+    kind = 0
+    if issubclass(cls, _WRITE_TYPES):
+        kind |= _WRITE
+    elif issubclass(cls, _READ_TYPES):
+        kind |= _READ
+    if issubclass(cls, exp.Func):
+        kind |= _FUNC
+    if issubclass(cls, exp.DataType):
+        kind |= _TYPE
+    if issubclass(cls, exp.Column):
+        kind |= _COLUMN
+    if issubclass(cls, exp.Select):
+        kind |= _SELECT
+    if issubclass(cls, exp.TableSample):
+        kind |= _SAMPLE
+    if issubclass(cls, exp.Lambda):
+        kind |= _LAMBDA
+    if issubclass(cls, exp.TableAlias | exp.Table):
+        kind |= _NAMED
+    return kind
+
+
+@dataclass(slots=True)
+class Nodes:
+    """The statement, walked once: the nodes each rule looks at, in tree order."""
+
+    tree: exp.Expr
+    odd: list[exp.Expr] = field(default_factory=list)  # not plain read-only query syntax
+    funcs: list[exp.Func] = field(default_factory=list)
+    types: list[exp.DataType] = field(default_factory=list)
+    columns: list[exp.Column] = field(default_factory=list)
+    selects: list[exp.Select] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # of tables (not functions) and aliases
+    lambdas: int = 0
+
+    @classmethod
+    def of(cls, tree: exp.Expr) -> Nodes:
+        nodes = cls(tree)
+        for node in tree.walk():
+            kind = _kind(type(node))  # type: ignore[arg-type]  # Expr classes hash fine
+            if kind & _SAMPLE or not kind & _READ:
+                nodes.odd.append(node)
+            if kind & _FUNC:
+                nodes.funcs.append(node)  # type: ignore[arg-type]
+            elif kind & _COLUMN:
+                nodes.columns.append(node)  # type: ignore[arg-type]
+            elif kind & _TYPE:
+                nodes.types.append(node)  # type: ignore[arg-type]
+            elif kind & _SELECT:
+                nodes.selects.append(node)  # type: ignore[arg-type]
+            elif kind & _NAMED and (
+                isinstance(node, exp.TableAlias) or isinstance(node.this, exp.Identifier)
+            ):
+                nodes.names.append(node.name)
+            if kind & _LAMBDA:
+                nodes.lambdas += 1
+        return nodes
+
+
 def _label(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         keyword = str(node.this or "").upper() or "a command"
@@ -206,8 +274,9 @@ def undo_arrow_lambdas(tree: exp.Expr, dialect: str) -> None:
 # -- rules ---------------------------------------------------------------------------------------
 
 
-def root_is_query(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def root_is_query(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """The statement must be a query: SELECT, a set operation, or a read-only CTE query."""
+    tree = nodes.tree
     root = tree.unnest() if isinstance(tree, exp.Subquery | exp.Paren) else tree
     if not isinstance(root, exp.Select | exp.SetOperation):
         yield Violation(
@@ -216,9 +285,9 @@ def root_is_query(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
         )
 
 
-def selects_are_complete(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def selects_are_complete(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Every SELECT names what it returns, and ``SELECT *`` reads from something."""
-    for select in tree.find_all(exp.Select):
+    for select in nodes.selects:
         if not select.expressions:
             yield Violation(ViolationCode.PARSE_ERROR, "A SELECT must list what it returns.")
             return
@@ -227,10 +296,11 @@ def selects_are_complete(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation
             return
 
 
-def nodes_are_read_only(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def nodes_are_read_only(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Every node anywhere in the tree must belong to a read-only query."""
     seen: set[str] = set()
-    for node in tree.walk():
+    tree = nodes.tree
+    for node in nodes.odd:
         if node is tree and not isinstance(tree, exp.Query):
             continue  # the root statement kind is reported by root_is_query
         is_write = isinstance(node, _WRITE_TYPES)
@@ -271,11 +341,11 @@ def _plain_sample(node: exp.TableSample) -> bool:
     return method is None or method.name.upper() in _SAMPLE_METHODS
 
 
-def functions_are_allowed(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def functions_are_allowed(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Functions and typed operators by allow-list: typed, side-effect-free ones, plus the
     configured extras (matched by the name as written in the dialect)."""
     seen: set[str] = set()
-    for node in tree.find_all(exp.Func):
+    for node in nodes.funcs:
         if type(node) in ALLOWED_FUNCTIONS and not _is_dotted(node):
             continue
         name = function_name(node, ctx.dialect)
@@ -348,11 +418,11 @@ def _is_value_type(node: exp.DataType, dialect: str) -> bool:
     )
 
 
-def cast_types_are_allowed(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def cast_types_are_allowed(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Casts and typed values name value types only (an allow-list): never PostgreSQL's
     ``reg*`` object-identifier types or user-defined types, which look objects up by name."""
     seen: set[str] = set()
-    for node in tree.find_all(exp.DataType):
+    for node in nodes.types:
         if _is_value_type(node, ctx.dialect):
             continue
         shown = _shown(node, ctx.dialect)
@@ -375,7 +445,7 @@ def cast_types_are_allowed(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violati
 _FROM_PARENTS = (exp.Table, exp.From, exp.Join, exp.Lateral)
 
 
-def qualifiers_name_sources(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def qualifiers_name_sources(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """A column qualifier must name a table, alias, CTE or derived table of the statement.
 
     Without a catalog nothing else would notice ``seq.NEXTVAL`` (a sequence advanced),
@@ -386,23 +456,13 @@ def qualifiers_name_sources(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violat
     tables, derived tables, CTEs, table functions, VALUES) and table functions without an alias,
     which are named after themselves (``generate_series.x``).
     """
-    names: set[str] = set()
-    qualified: list[exp.Column] = []
-    from_functions: list[exp.Func] = []
-    for node in tree.walk():
-        if isinstance(node, exp.Column):
-            if node.args.get("table") is not None:
-                qualified.append(node)
-        elif isinstance(node, exp.TableAlias):
-            names.add(node.name.lower())
-        elif isinstance(node, exp.Table):
-            if isinstance(node.this, exp.Identifier):
-                names.add(node.name.lower())
-        elif isinstance(node, exp.Func) and isinstance(node.parent, _FROM_PARENTS):
-            from_functions.append(node)
+    qualified = [c for c in nodes.columns if c.args.get("table") is not None]
     if not qualified:
         return
-    names.update(function_name(f, ctx.dialect) for f in from_functions)
+    names = {name.lower() for name in nodes.names}
+    names.update(
+        function_name(f, ctx.dialect) for f in nodes.funcs if isinstance(f.parent, _FROM_PARENTS)
+    )
     seen: set[str] = set()
     for column in qualified:
         qualifier = column.table
@@ -429,7 +489,7 @@ def _suggest(word: str, pool: Iterable[str]) -> tuple[str, ...]:
     return tuple(difflib.get_close_matches(word.lower(), sorted(pool), n=3, cutoff=0.6))
 
 
-def no_database_links(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def no_database_links(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Oracle's ``table@dblink`` queries another database: refuse any unquoted name with ``@``.
 
     sqlglot keeps ``t@dblink`` as one unquoted identifier. Other dialects never produce one (``@``
@@ -437,7 +497,7 @@ def no_database_links(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
     """
     if ctx.dialect != "oracle":
         return
-    for ident in tree.find_all(exp.Identifier):
+    for ident in nodes.tree.find_all(exp.Identifier):
         if not ident.quoted and "@" in ident.name:
             yield Violation(
                 ViolationCode.UNKNOWN_TABLE,
@@ -477,7 +537,7 @@ def _has_own_from(node: exp.Expr) -> bool:
     return isinstance(node, exp.Select) and node.args.get("from_") is not None
 
 
-def oracle_names_are_not_calls(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def oracle_names_are_not_calls(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Oracle reads some bare names as calls: refuse them.
 
     In a query over DUAL alone, an unqualified identifier other than DUMMY or a pseudocolumn
@@ -488,14 +548,14 @@ def oracle_names_are_not_calls(tree: exp.Expr, ctx: RuleContext) -> Iterable[Vio
     if ctx.dialect != "oracle":
         return
     seen: set[str] = set()
-    for column in tree.find_all(exp.Column):
+    for column in nodes.columns:
         if column.table and column.name.upper() in _SEQUENCE_WORDS:
             yield Violation(
                 ViolationCode.NOT_READ_ONLY,
                 f"{_shown(column, ctx.dialect)}: sequences (NEXTVAL, CURRVAL) cannot be used.",
             )
             return
-    for select in tree.find_all(exp.Select):
+    for select in nodes.selects:
         if not _reads_only_dual(select):
             continue
         aliases = {a.upper() for a in select.named_selects if a}
@@ -635,7 +695,7 @@ def _shown_plain(node: exp.Expr | None) -> str:
     return "(missing)" if node is None else node.sql()
 
 
-def constructed_lengths_are_bounded(tree: exp.Expr, ctx: RuleContext) -> Iterable[Violation]:
+def constructed_lengths_are_bounded(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:
     """Calls that build a string or blob from a size need a small literal size.
 
     ``repeat('x', 1000000000)``, ``lpad('', 1e9)``, ``printf('%.*c', 1e9, 'x')`` or
@@ -645,7 +705,7 @@ def constructed_lengths_are_bounded(tree: exp.Expr, ctx: RuleContext) -> Iterabl
     must itself have a known length within that bound.
     """
     limit = ctx.max_constructed_length
-    for node in tree.find_all(exp.Func):
+    for node in nodes.funcs:
         kind = _constructor_name(node)
         if kind is None:
             continue
@@ -704,8 +764,11 @@ RULES: tuple[Rule, ...] = (
 def check_read_only(tree: exp.Expr, ctx: RuleContext) -> list[Violation]:
     """Run :data:`RULES` over ``tree``, after :func:`undo_arrow_lambdas` (which edits ``tree``
     in place so that what is judged is what will be rendered and run)."""
-    undo_arrow_lambdas(tree, ctx.dialect)
+    nodes = Nodes.of(tree)
+    if nodes.lambdas and ctx.dialect in _ARROW_DIALECTS:
+        undo_arrow_lambdas(tree, ctx.dialect)
+        nodes = Nodes.of(tree)
     violations: list[Violation] = []
     for rule in RULES:
-        violations.extend(rule(tree, ctx))
+        violations.extend(rule(nodes, ctx))
     return violations

@@ -343,9 +343,7 @@ def test_every_public_decision_is_audited_by_default(
 def test_outermost_labels_match_what_the_user_wrote(fixture_catalog: Catalog) -> None:
     admin = Policy.from_mapping({"default_role": "a", "roles": {"a": {"tables": {"*": ["*"]}}}})
     guard = Guard(catalog=fixture_catalog, policy=admin)
-    assert guard.check("SELECT count(*) FROM employees").sql == (
-        "SELECT COUNT(*) FROM employees AS employees"
-    )
+    assert guard.check("SELECT count(*) FROM employees").sql == ("SELECT COUNT(*) FROM employees")
     nested = guard.check("SELECT * FROM (SELECT count(*) FROM employees) x").sql
     assert nested is not None
     assert "x._col_0" in nested  # still referenced, so the alias stays

@@ -155,8 +155,7 @@ def test_a_system_relation_granted_whole_is_read_as_is() -> None:
     )
     assert verdict.allowed, verdict.summary()
     assert verdict.sql == (
-        "SELECT table_name AS table_name, table_type AS table_type FROM "
-        "information_schema.tables AS tables"
+        "SELECT table_name AS table_name, table_type AS table_type FROM information_schema.tables"
     )
 
 
@@ -203,7 +202,7 @@ def test_a_partly_readable_table_is_read_through_its_granted_columns() -> None:
     )
     # A table the role reads whole and in clear is left as it is.
     verdict = check("SELECT name FROM departments", role="analyst")
-    assert verdict.sql == "SELECT departments.name AS name FROM departments AS departments"
+    assert verdict.sql == "SELECT departments.name AS name FROM departments"
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -235,3 +234,22 @@ def test_column_aliases_on_a_table_are_refused() -> None:
     assert check("SELECT n FROM generate_series(1, 2) AS g(n)", "postgres", policy=False).codes != (
         "unknown_column",
     )
+
+
+# -- what runs is what was judged ------------------------------------------------------------------
+def test_the_token_check_vouches_only_for_text_that_keeps_every_quoted_part() -> None:
+    import sqlglot
+
+    from sqlagent.safety._render import Quoted, faithful
+
+    tree = sqlglot.parse_one("SELECT 'a'' OR ''b' AS x, \"Odd name\" FROM t", read="postgres")
+    quoted = Quoted.of(tree)
+    assert faithful(tree.sql("postgres"), "postgres", quoted)
+    # A generator that failed to escape, to quote or to drop a comment is caught:
+    assert not faithful("SELECT 'a' OR 'b' AS x, \"Odd name\" FROM t", "postgres", quoted)
+    assert not faithful("SELECT 'a'' OR ''b' AS x, Odd name FROM t", "postgres", quoted)
+    assert not faithful("SELECT 'a'' OR ''b' AS x, \"Odd name\" FROM t -- x", "postgres", quoted)
+    assert not faithful(
+        "SELECT 'a'' OR ''b', \"Odd name\" FROM t; DELETE FROM t", "postgres", quoted
+    )
+    assert not faithful("SELECT 'a'' OR ''b' AS x, \"Odd name\" INTO u FROM t", "postgres", quoted)
