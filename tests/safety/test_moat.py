@@ -194,11 +194,22 @@ def test_table_functions_have_known_columns() -> None:
 def test_a_partly_readable_table_is_read_through_its_granted_columns() -> None:
     verdict = check("SELECT first_name, salary FROM employees", role="analyst")
     assert verdict.allowed, verdict.summary()
+    # Only the granted columns the statement reads from the table, the masked one as the mask.
     assert verdict.sql == (
-        "SELECT employees.first_name AS first_name, '***' AS salary FROM (SELECT employees.id "
-        "AS id, employees.first_name AS first_name, employees.last_name AS last_name, '***' AS "
-        "salary, employees.department_id AS department_id FROM employees AS employees) AS "
+        "SELECT employees.first_name AS first_name, '***' AS salary FROM (SELECT "
+        "employees.first_name AS first_name, '***' AS salary FROM employees AS employees) AS "
         "employees"
+    )
+    verdict = check("SELECT count(*) FROM employees", role="analyst")
+    assert verdict.sql == (
+        "SELECT COUNT(*) FROM (SELECT employees.id AS id FROM employees AS employees) AS employees"
+    )
+    # USING is rewritten as ON, so the joined column is one the statement reads.
+    verdict = check("SELECT first_name FROM employees JOIN departments USING (id)", role="analyst")
+    assert verdict.sql == (
+        "SELECT employees.first_name AS first_name FROM (SELECT employees.id AS id, "
+        "employees.first_name AS first_name FROM employees AS employees) AS employees JOIN "
+        "departments ON employees.id = departments.id"
     )
     # A table the role reads whole and in clear is left as it is.
     verdict = check("SELECT name FROM departments", role="analyst")
