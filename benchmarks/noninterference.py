@@ -10,7 +10,8 @@ for the property and how differences are kept real.
     python benchmarks/noninterference.py --examples 5000 [--engines sqlite,postgres,mysql]
         [--seed 0] [--out FILE] [--json]
 
-Prints a table per engine (statements tried, allowed, rejected, executed, leaks, unstable,
+Prints a table per engine (statements tried, allowed, rejected, executed, errored (both sides
+failed the same way), leaks, unstable,
 timeouts, truncated, time); leaking statements, if any, are written to a JSON-lines file whose
 path is printed (``--out``, default ``noninterference-leaks.jsonl`` in the current folder).
 With --json the last line is one JSON object of the headline figures. Exit status 0 when no leak
@@ -58,9 +59,12 @@ class Tally:
     kinds: Counter[str] = field(default_factory=Counter)
     leaks: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    errored: int = 0  # executed, and both sides failed with the same error
 
     def add(self, finding: Finding) -> None:
         self.kinds[str(finding.kind)] += 1
+        if finding.kind is Kind.SAME and finding.outcomes and finding.outcomes[0].error:
+            self.errored += 1
         if finding.kind is Kind.LEAK:
             self.leaks.append(finding)
 
@@ -79,6 +83,7 @@ class Tally:
             "allowed": self.tried - self.kinds[str(Kind.REJECTED)],
             "rejected": self.kinds[str(Kind.REJECTED)],
             "executed": self.executed,
+            "errored": self.errored,
             "leaks": len(self.leaks),
             "unstable": self.kinds[str(Kind.UNSTABLE)],
             "timeouts": self.kinds[str(Kind.TIMEOUT)],
@@ -149,8 +154,8 @@ def main() -> int:
         finally:
             pair.close()
         table = Table(title=f"{engine}: noninterference (seed {args.seed})")
-        columns = ("source", "tried", "allowed", "rejected", "executed", "leaks", "unstable",
-                   "timeouts", "truncated", "time s", "stmts/s")  # fmt: skip
+        columns = ("source", "tried", "allowed", "rejected", "executed", "errored", "leaks",
+                   "unstable", "timeouts", "truncated", "time s", "stmts/s")  # fmt: skip
         for col in columns:
             table.add_column(col, justify="left" if col == "source" else "right")
         for source, tally in tallies.items():
@@ -158,8 +163,8 @@ def main() -> int:
             rate = f["tried"] / tally.seconds if tally.seconds else 0.0
             table.add_row(
                 source, str(f["tried"]), str(f["allowed"]), str(f["rejected"]),
-                str(f["executed"]), str(f["leaks"]), str(f["unstable"]), str(f["timeouts"]),
-                str(f["truncated"]), f"{tally.seconds:.1f}", f"{rate:,.0f}",
+                str(f["executed"]), str(f["errored"]), str(f["leaks"]), str(f["unstable"]),
+                str(f["timeouts"]), str(f["truncated"]), f"{tally.seconds:.1f}", f"{rate:,.0f}",
             )  # fmt: skip
             leaks.extend(tally.leaks)
         console.print(table)
