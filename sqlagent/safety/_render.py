@@ -89,30 +89,25 @@ _CLAUSE_NODES = tuple(_CLAUSES.values())
 @dataclass(frozen=True, slots=True)
 class Quoted:
     """What of a tree must come back, exactly, when the text rendered from it is tokenized:
-    its string literals, quoted names and numbers, and how many of each clause it has."""
+    its string literals, quoted names and numbers, and how many of each clause it has (one
+    multiset of ``(kind, value)`` pairs)."""
 
-    strings: Counter[str]
-    names: Counter[str]
-    numbers: Counter[str]
-    clauses: Counter[type[exp.Expr]]
+    parts: Counter[tuple[str, object]]
 
     @classmethod
     def of(cls, tree: exp.Expr) -> Quoted:
-        strings: Counter[str] = Counter()
-        names: Counter[str] = Counter()
-        numbers: Counter[str] = Counter()
-        clauses: Counter[type[exp.Expr]] = Counter()
+        parts: Counter[tuple[str, object]] = Counter()
         for node in tree.walk():
             if isinstance(node, exp.Identifier):
                 if node.quoted:
-                    names[str(node.this)] += 1
+                    parts["name", str(node.this)] += 1
             elif isinstance(node, exp.Literal):
-                (strings if node.is_string else numbers)[str(node.this)] += 1
+                parts["string" if node.is_string else "number", str(node.this)] += 1
             elif isinstance(node, _STRING_NODES):
-                strings[str(node.this)] += 1
+                parts["string", str(node.this)] += 1
             elif isinstance(node, _CLAUSE_NODES):
-                clauses[type(node)] += 1
-        return cls(strings, names, numbers, clauses)
+                parts["clause", type(node)] += 1
+        return cls(parts)
 
 
 def faithful(text: str, dialect: str, quoted: Quoted) -> bool:
@@ -121,25 +116,17 @@ def faithful(text: str, dialect: str, quoted: Quoted) -> bool:
     literal, quoted name and number exactly those of the tree — so no value broke out of its
     quotes and no clause moved. ``False`` means "not proven" (JSON paths and some literals are
     rendered from nodes that are not literals), and the caller then parses the text back."""
-    strings: Counter[str] = Counter()
-    names: Counter[str] = Counter()
-    numbers: Counter[str] = Counter()
-    clauses: Counter[type[exp.Expr]] = Counter()
+    parts: Counter[tuple[str, object]] = Counter()
     for token in analysis_dialect(dialect).tokenize(text):
         kind = token.token_type
         if token.comments or kind in _UNSAFE_TOKENS:
             return False
         if kind in _STRING_TOKENS:
-            strings[token.text] += 1
+            parts["string", token.text] += 1
         elif kind == TokenType.IDENTIFIER:
-            names[token.text] += 1
+            parts["name", token.text] += 1
         elif kind == TokenType.NUMBER:
-            numbers[token.text] += 1
+            parts["number", token.text] += 1
         elif kind in _CLAUSES:
-            clauses[_CLAUSES[kind]] += 1
-    return (
-        strings == quoted.strings
-        and names == quoted.names
-        and numbers == quoted.numbers
-        and clauses == quoted.clauses
-    )
+            parts["clause", _CLAUSES[kind]] += 1
+    return parts == quoted.parts
