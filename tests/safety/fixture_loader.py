@@ -22,7 +22,15 @@ from pathlib import Path
 
 from sqlagent.types import ViolationCode
 
-__all__ = ["POLICY_FILE", "Case", "FixtureError", "load_fixtures", "parse_fixture"]
+__all__ = [
+    "POLICY_FILE",
+    "Case",
+    "FixtureError",
+    "RawCase",
+    "load_fixtures",
+    "parse_fixture",
+    "split_cases",
+]
 
 #: The file whose cases run with a role policy (on SQLite).
 POLICY_FILE = "policy"
@@ -117,33 +125,55 @@ def _build(source: str, case_id: str, line: int, headers: dict[str, list[str]], 
     )  # fmt: skip
 
 
-def parse_fixture(text: str, source: str) -> list[Case]:
-    """Parse the text of one fixture file; ``source`` is its stem (dialect or ``policy``)."""
+@dataclass(frozen=True, slots=True)
+class RawCase:
+    """One case as written: its id, line, headers (each key's values in order) and statement."""
+
+    id: str
+    line: int
+    headers: dict[str, list[str]]
+    sql: str
+
+
+def split_cases(
+    text: str,
+    source: str,
+    *,
+    single: frozenset[str],
+    repeatable: frozenset[str] = frozenset(),
+    error: type[ValueError] = ValueError,
+) -> list[RawCase]:
+    """Split a ``-- case:`` file into its cases (shared by every corpus in this format).
+
+    ``single`` headers may appear once per case, ``repeatable`` ones any number of times; any
+    other header, a duplicate id, an id outside ``[a-z0-9_]+`` or text before the first case
+    raises ``error``.
+    """
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("-- case:")]
     preamble = lines[: starts[0]] if starts else lines
     stray = [ln for ln in preamble if ln.strip() and not ln.startswith("--")]
     if stray or not starts:
-        raise FixtureError(f"{source}.sql: text before the first '-- case:' or no cases at all")
-    cases: list[Case] = []
+        raise error(f"{source}.sql: text before the first '-- case:' or no cases at all")
+    cases: list[RawCase] = []
     seen: set[str] = set()
     for n, start in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(lines)
         match = _CASE.match(lines[start])
         case_id = match.group("id") if match else ""
         if not _ID.match(case_id):
-            raise FixtureError(f"{source}.sql:{start + 1}: case id must match [a-z0-9_]+")
+            raise error(f"{source}.sql:{start + 1}: case id must match [a-z0-9_]+")
         if case_id in seen:
-            raise FixtureError(f"{source}.sql:{start + 1}: duplicate case id {case_id!r}")
+            raise error(f"{source}.sql:{start + 1}: duplicate case id {case_id!r}")
         seen.add(case_id)
         headers: dict[str, list[str]] = {}
         i = start + 1
         while i < end and (header := _HEADER.match(lines[i])):
             key, value = header.group("key"), header.group("value").strip()
-            if key not in _SINGLE | _REPEATABLE:
-                raise FixtureError(f"{source}.sql:{i + 1}: unknown header '-- {key}:'")
-            if key in _SINGLE and key in headers:
-                raise FixtureError(f"{source}.sql:{i + 1}: header '-- {key}:' given twice")
+            if key not in single | repeatable:
+                raise error(f"{source}.sql:{i + 1}: unknown header '-- {key}:'")
+            if key in single and key in headers:
+                raise error(f"{source}.sql:{i + 1}: header '-- {key}:' given twice")
             headers.setdefault(key, []).append(value)
             i += 1
         body = lines[i:end]
@@ -151,8 +181,14 @@ def parse_fixture(text: str, source: str) -> list[Case]:
             body.pop(0)
         while body and not body[-1].strip():
             body.pop()
-        cases.append(_build(source, case_id, start + 1, headers, "\n".join(body)))
+        cases.append(RawCase(case_id, start + 1, headers, "\n".join(body)))
     return cases
+
+
+def parse_fixture(text: str, source: str) -> list[Case]:
+    """Parse the text of one fixture file; ``source`` is its stem (dialect or ``policy``)."""
+    raw = split_cases(text, source, single=_SINGLE, repeatable=_REPEATABLE, error=FixtureError)
+    return [_build(source, c.id, c.line, c.headers, c.sql) for c in raw]
 
 
 def load_fixtures(directory: Path) -> list[Case]:

@@ -97,7 +97,7 @@ def test_every_leak_class_is_described_and_used() -> None:
         ("-- case: a\n-- role: viewer\n-- class: json\n-- reason: r\n-- raw: maybe\nSELECT 1",
          "'-- raw:' must be"),
         ("-- case: a\n-- role: viewer\n-- class: json\n-- reason: r\n-- reasn: x\nSELECT 1",
-         "unknown or repeated header"),
+         "unknown header"),
         ("-- case: a\n-- role: viewer\n-- class: json\n-- reason: r\n", "no statement"),
         ("-- case: a\n-- role: viewer\n-- class: json\n-- reason: r\nSELECT 1\n"
          "-- case: a\n-- role: viewer\n-- class: json\n-- reason: r\nSELECT 2", "duplicate"),

@@ -21,10 +21,10 @@ raises :class:`CorpusError`: a broken file must fail the suite, never silently d
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.safety.fixture_loader import split_cases
 from tests.safety.noninterference.schema import ENGINES, ROLES
 
 __all__ = ["CORPUS_DIR", "LEAK_CLASSES", "REQUIRED_CLASSES", "Case", "CorpusError", "load_corpus"]
@@ -61,9 +61,6 @@ REQUIRED_CLASSES: dict[str, frozenset[str]] = {
     "mysql": frozenset(LEAK_CLASSES) - {"reg-cast", "whole-row", "lateral"},
 }
 
-_CASE = re.compile(r"^-- case:\s*(?P<id>\S*)\s*$")
-_HEADER = re.compile(r"^-- (?P<key>[a-z][a-z-]*):(?P<value>.*)$")
-_ID = re.compile(r"^[a-z0-9_]+$")
 _KEYS = frozenset({"role", "class", "reason", "raw"})
 
 
@@ -111,31 +108,10 @@ def parse_corpus(text: str, engine: str) -> list[Case]:
     """Parse one corpus file; ``engine`` is its stem."""
     if engine not in ENGINES:
         raise CorpusError(f"{engine}.sql: not an engine ({', '.join(ENGINES)})")
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("-- case:")]
-    preamble = lines[: starts[0]] if starts else lines
-    if not starts or any(ln.strip() and not ln.startswith("--") for ln in preamble):
-        raise CorpusError(f"{engine}.sql: text before the first '-- case:' or no cases at all")
-    cases: list[Case] = []
-    seen: set[str] = set()
-    for n, start in enumerate(starts):
-        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
-        match = _CASE.match(lines[start])
-        case_id = match.group("id") if match else ""
-        if not _ID.match(case_id) or case_id in seen:
-            raise CorpusError(f"{engine}.sql:{start + 1}: bad or duplicate case id {case_id!r}")
-        seen.add(case_id)
-        headers: dict[str, str] = {}
-        i = start + 1
-        while i < end and (header := _HEADER.match(lines[i])):
-            key = header.group("key")
-            if key not in _KEYS or key in headers:
-                raise CorpusError(f"{engine}.sql:{i + 1}: unknown or repeated header '-- {key}:'")
-            headers[key] = header.group("value").strip()
-            i += 1
-        body = "\n".join(lines[i:end]).strip()
-        cases.append(_build(engine, case_id, start + 1, headers, body))
-    return cases
+    raw = split_cases(text, engine, single=_KEYS, error=CorpusError)
+    return [
+        _build(engine, c.id, c.line, {k: v[0] for k, v in c.headers.items()}, c.sql) for c in raw
+    ]
 
 
 def load_corpus(engine: str, directory: Path = CORPUS_DIR) -> list[Case]:
