@@ -6,7 +6,13 @@ All 166 Spider schemas of ``tables.json`` are merged into ONE catalog (876 table
 sqlglot.
 
     python benchmarks/retrieval_bench.py [--data ../shared/data/spider-dev]
-        [--embedder minilm|hashing] [--store memory|chroma] [--limit N] [--threads N] [--json]
+        [--embedder minilm|minilm-torch|hashing] [--store memory|chroma] [--limit N]
+        [--threads N] [--embedder-cache DIR] [--json]
+
+``minilm`` is all-MiniLM-L6-v2 as the agent runs it: through onnxruntime from an ONNX export
+(made in a temporary folder unless --embedder-cache names one to keep it in; the export is timed
+with the model load, apart from indexing); ``minilm-torch`` is the same model through
+sentence-transformers (torch), the reference the export is checked against.
 
 Figures: table recall@3/5/10 (share of a question's gold tables among the top-k ranked tables,
 averaged over questions); prompt tables = top-5 plus foreign-key bridges, with the schema tokens
@@ -40,6 +46,7 @@ from sqlagent.retrieval import (
     Embedder,
     HashingEmbedder,
     InMemoryVectorStore,
+    OnnxEmbedder,
     RetrievalConfig,
     SchemaRetriever,
     SentenceTransformerEmbedder,
@@ -93,8 +100,16 @@ def gold_tables(sql: str, tables: dict[str, str]) -> set[str] | None:
     return gold or None
 
 
-def make_embedder(name: str) -> Embedder:
-    return SentenceTransformerEmbedder() if name == "minilm" else HashingEmbedder()
+def make_embedder(name: str, cache: Path, threads: int | None) -> Embedder:
+    if name == "minilm":
+        return OnnxEmbedder(cache, threads=threads)
+    if name == "minilm-torch":
+        if threads is not None:
+            import torch  # process-wide, so only a benchmark (or an application) should decide it
+
+            torch.set_num_threads(threads)
+        return SentenceTransformerEmbedder()
+    return HashingEmbedder()
 
 
 def make_store(name: str, folder: Path) -> VectorStore:
@@ -106,7 +121,9 @@ def make_store(name: str, folder: Path) -> VectorStore:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Spider dev folder")
-    parser.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
+    parser.add_argument(
+        "--embedder", choices=["minilm", "minilm-torch", "hashing"], default="minilm"
+    )
     parser.add_argument("--store", choices=["memory", "chroma"], default="memory")
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--column-docs", action="store_true", help="also one document per column")
@@ -115,7 +132,10 @@ def main() -> int:
         "--neighbour-weight", type=float, default=RetrievalConfig().neighbour_weight
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads for MiniLM (default: torch's)"
+        "--threads", type=int, default=None, help="MiniLM threads (default: the runtime's)"
+    )
+    parser.add_argument(
+        "--embedder-cache", type=Path, default=None, help="keep the ONNX export here"
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args()
@@ -132,16 +152,13 @@ def main() -> int:
         lexical_weight=args.lexical_weight,
         neighbour_weight=args.neighbour_weight,
     )
-    if args.threads is not None and args.embedder == "minilm":
-        import torch
-
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
-        embedder = make_embedder(args.embedder)
-        store = make_store(args.store, Path(folder))
+        cache = args.embedder_cache or Path(folder) / "embedders"
+        embedder = make_embedder(args.embedder, cache, args.threads)
+        store = make_store(args.store, Path(folder) / "index")
         retriever = SchemaRetriever(catalog, embedder, store, config=config)
         start = time.perf_counter()
-        embedder.embed(["warm up"])  # model load, reported apart from indexing
+        embedder.embed(["warm up"])  # model load (and export), reported apart from indexing
         load_s = time.perf_counter() - start
         report = retriever.sync(progress=not args.json)
         build_s = report.elapsed_ms / 1000.0

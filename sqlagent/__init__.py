@@ -37,7 +37,15 @@ from sqlagent.errors import (
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.memory import ExampleStore
 from sqlagent.safety import Access, Guard, Policy, check_sql
-from sqlagent.types import Answer, Attempt, Example, Verdict, Violation, ViolationCode
+from sqlagent.types import (
+    Answer,
+    Attempt,
+    Example,
+    ReusedExample,
+    Verdict,
+    Violation,
+    ViolationCode,
+)
 
 __all__ = [
     "Access",
@@ -64,6 +72,7 @@ __all__ = [
     "ReadOnlyViolationError",
     "RejectedError",
     "RetrievalSettings",
+    "ReusedExample",
     "SQLAgent",
     "SafetyConfig",
     "SampleOptions",

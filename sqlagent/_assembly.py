@@ -10,12 +10,11 @@ import importlib.util
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlagent.audit import AuditSink, JsonlAuditSink, LoggingAuditSink
 from sqlagent.catalog import Catalog
-from sqlagent.config import AgentConfig
+from sqlagent.config import AgentConfig, RetrievalSettings
 from sqlagent.dialects import resolve_dialect
 from sqlagent.errors import ConfigError, PrivilegeError, SqlAgentError
 from sqlagent.execution import ReadOnlyExecutor, check_privileges, summarize_findings
@@ -32,6 +31,7 @@ from sqlagent.retrieval import (
     VectorStore,
     default_embedder,
     http_chroma_client,
+    minilm_embedder,
     persistent_chroma_client,
 )
 from sqlagent.types import Example
@@ -61,15 +61,14 @@ class RoleView:
 
 def _one_llm(spec: str, config: AgentConfig, examples: Sequence[Example]) -> LLM:
     if spec.strip().lower() == "mock":
-        # The mock matches the question (not the schema around it) against the stored examples.
-        pairs = [(e.question, e.sql) for e in examples]
-        if not pairs:
-            raise ConfigError(
-                "the 'mock' model answers with the SQL of the most similar stored example, and "
-                "there are none: set 'examples:' in the config or add some with "
-                "`sqlagent examples add`"
-            )
-        return MockLLM(examples=pairs, question=question_of)
+        # The mock matches the question (not the schema around it) against the stored examples,
+        # and answers only when one is similar enough. With none yet it builds all the same
+        # (`sqlagent examples add` and `index` need no model) and refuses every question.
+        return MockLLM(
+            examples=[(e.question, e.sql) for e in examples],
+            question=question_of,
+            min_similarity=config.mock_min_similarity,
+        )
     return parse_llm_spec(spec, model=config.model)
 
 
@@ -87,12 +86,16 @@ def build_audit_sink(config: AgentConfig) -> AuditSink:
     return LoggingAuditSink()
 
 
-def _embedder(kind: str) -> Embedder:
-    if kind == "minilm":
-        return SentenceTransformerEmbedder()
-    if kind == "hashing":
+def _embedder(settings: RetrievalSettings) -> Embedder:
+    """The configured embedder; MiniLM through onnxruntime from the export kept beside the
+    index when it can (no torch import when answering), else through sentence-transformers."""
+    cache = settings.embedder_dir()
+    if settings.embedder == "minilm":
+        found = minilm_embedder(cache, threads=settings.threads)
+        return found if found is not None else SentenceTransformerEmbedder()  # fails on use
+    if settings.embedder == "hashing":
         return HashingEmbedder()
-    return default_embedder()
+    return default_embedder(cache, threads=settings.threads)
 
 
 def _stores(config: AgentConfig) -> Callable[[str], VectorStore]:
@@ -111,7 +114,7 @@ def _stores(config: AgentConfig) -> Callable[[str], VectorStore]:
             raise ConfigError(f"retrieval.url must be http(s)://host[:port], not {settings.url!r}")
         client = http_chroma_client(parts.hostname, parts.port or 8000, ssl=parts.scheme == "https")
     else:
-        client = persistent_chroma_client(settings.path or Path(".sqlagent") / "index")
+        client = persistent_chroma_client(settings.index_dir())
     return lambda name: ChromaVectorStore(client, name)
 
 
@@ -128,7 +131,7 @@ def build_retrieval(
         return None
     return RetrievalIndex(
         catalog,
-        embedder=_embedder(settings.embedder),
+        embedder=_embedder(settings),
         stores=_stores(config),
         docs=docs,
         examples=examples,

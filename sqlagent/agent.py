@@ -46,17 +46,28 @@ from sqlagent.errors import (
     SqlAgentError,
 )
 from sqlagent.execution import ExecutionResult
-from sqlagent.llm import LLM, Message, extract_first_sql, llm_name
+from sqlagent.llm import (
+    LLM,
+    FallbackLLM,
+    Message,
+    MockLLM,
+    SerializedLLM,
+    extract_first_sql,
+    llm_name,
+)
 from sqlagent.memory import ExampleStore
 from sqlagent.retrieval import Retrieval, RetrievalIndex
 from sqlagent.safety import Guard, Policy
-from sqlagent.types import Answer, Attempt, Example, Status
+from sqlagent.types import Answer, Attempt, Example, ReusedExample, Status
 
 __all__ = ["SQLAgent"]
 
 _log = logging.getLogger("sqlagent.agent")
 
 T = TypeVar("T")
+
+#: The error of an answer to an empty question (nothing was retrieved, asked or run).
+EMPTY_QUESTION = "the question is empty: ask something"
 
 
 @dataclass
@@ -120,7 +131,6 @@ class SQLAgent:
         self.examples = ExampleStore(path=config.examples)
         self.docs = {str(p): _read_text(p) for p in config.docs}
         self._own_llm = llm is None
-        self.llm = llm if llm is not None else build_llm(config, self.examples.examples)
         self.catalogs = CatalogSource(
             config.database,
             sample=SampleOptions(
@@ -128,12 +138,20 @@ class SQLAgent:
             ),
         )
         catalog = self.catalogs.catalog()  # reflect first: a bad database fails before any open
+        try:
+            self.llm = llm if llm is not None else build_llm(config, self.examples.examples)
+        except BaseException:
+            self.catalogs.close()
+            raise
         self.executor = build_executor(config)
         self._lock = threading.Lock()
         try:
             check_login(self.executor, config)  # warns, or refuses a login that can write
             #: What the guard renders SQL for (``mariadb`` on a MariaDB server).
             self.guard_dialect = guard_dialect(config, self.executor)
+            if self.policy is not None:  # a misspelt grant silently hides what it names
+                for issue in self.policy.check_names(catalog, self.dialect):
+                    _log.warning("policy: %s", issue.message)
             self.auditor = Auditor(
                 [audit or build_audit_sink(config)], on_sink_error=config.on_audit_error
             )
@@ -169,15 +187,23 @@ class SQLAgent:
     def ask(
         self, question: str, *, role: str | None = None, request_id: str | None = None
     ) -> Answer:
-        """Answer ``question`` as ``role`` (the policy's default role when ``None``)."""
+        """Answer ``question`` as ``role`` (the policy's default role when ``None``).
+
+        An empty (or blank) question fails at once: no retrieval, no model call, no SQL; its
+        answer and audit event say so.
+        """
         run = _Run(question, role, request_id or new_request_id())
+        if not question.strip():
+            run.error = EMPTY_QUESTION
+            return self._finish(run)
         try:
             messages = self._prepare(run)
+            llm = self.llm  # one model for the whole request, even if add_example replaces it
             for number in range(1, self.config.max_attempts + 1):
                 start = time.perf_counter()
-                output = self.llm.complete(messages)
+                output = llm.complete(messages)
                 run.add_time("llm", start)
-                feedback = self._attempt(run, number, output, start)
+                feedback = self._attempt(run, number, output, start, _source(llm, messages, output))
                 if feedback is None:
                     break
                 messages = [*messages, *prompt.correction_messages(output, feedback)]
@@ -190,13 +216,20 @@ class SQLAgent:
     ) -> Answer:
         """:meth:`ask` for asyncio: the model call is awaited, blocking steps run in threads."""
         run = _Run(question, role, request_id or new_request_id())
+        if not question.strip():
+            run.error = EMPTY_QUESTION
+            return await asyncio.to_thread(self._finish, run)
         try:
             messages = await asyncio.to_thread(self._prepare, run)
+            llm = self.llm  # one model for the whole request, even if add_example replaces it
             for number in range(1, self.config.max_attempts + 1):
                 start = time.perf_counter()
-                output = await self.llm.acomplete(messages)
+                output = await llm.acomplete(messages)
                 run.add_time("llm", start)
-                feedback = await asyncio.to_thread(self._attempt, run, number, output, start)
+                source = _source(llm, messages, output)
+                feedback = await asyncio.to_thread(
+                    self._attempt, run, number, output, start, source
+                )
                 if feedback is None:
                     break
                 messages = [*messages, *prompt.correction_messages(output, feedback)]
@@ -239,15 +272,26 @@ class SQLAgent:
             docs=found.docs,
         )
 
-    def _attempt(self, run: _Run, number: int, output: str, llm_start: float) -> str | None:
+    def _attempt(
+        self,
+        run: _Run,
+        number: int,
+        output: str,
+        llm_start: float,
+        source: tuple[str, ReusedExample | None],
+    ) -> str | None:
         """Extract, validate and run one model answer. Returns the feedback for another round,
-        or ``None`` when there is none to have: the query ran, or the model repeated itself."""
+        or ``None`` when there is none to have: the query ran, or the model repeated itself.
+        ``source`` is which backend wrote ``output`` and the stored example it repeated."""
         llm_ms = round((time.perf_counter() - llm_start) * 1000, 3)
+        model, reused = source
         assert run.view is not None
         try:
             sql = extract_first_sql(output)
         except NoSQLFoundError as exc:
-            run.attempts.append(Attempt(number, output, error=str(exc), llm_ms=llm_ms))
+            run.attempts.append(
+                Attempt(number, output, error=str(exc), llm_ms=llm_ms, model=model, reused=reused)
+            )
             return f"{exc} Answer with one SQL query in a ```sql code block."
         repeated = any(a.sql == sql for a in run.attempts)
         verdict = run.timed("validate", self.guard.check, sql, role=run.view.role or run.role)
@@ -260,7 +304,9 @@ class SQLAgent:
                 run.result = run.timed("execute", self.executor.run, verdict.sql)
             except ReadOnlyViolationError as exc:
                 # The second safety layer fired: record it, and never teach the model around it.
-                run.attempts.append(Attempt(number, output, sql, verdict, str(exc), llm_ms))
+                run.attempts.append(
+                    Attempt(number, output, sql, verdict, str(exc), llm_ms, model, reused)
+                )
                 raise
             except QueryTimeoutError as exc:
                 error, feedback = str(exc), f"{exc} Write a simpler, faster query."
@@ -268,7 +314,7 @@ class SQLAgent:
                 error, feedback = str(exc), f"{exc} Write a query with a smaller result."
             except ExecutionError as exc:
                 error, feedback = str(exc), f"The database could not run the query: {exc}"
-        run.attempts.append(Attempt(number, output, sql, verdict, error, llm_ms))
+        run.attempts.append(Attempt(number, output, sql, verdict, error, llm_ms, model, reused))
         return None if repeated else feedback
 
     def _finish(self, run: _Run) -> Answer:
@@ -300,6 +346,8 @@ class SQLAgent:
             timings=run.timings,
             audit_id=run.request_id,
             error=error,
+            model=last.model if last is not None else None,
+            reused_example=last.reused if last is not None else None,
         )
         start = time.perf_counter()
         self.auditor.emit(self._event(answer, run))
@@ -422,6 +470,30 @@ class SQLAgent:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _source(llm: LLM, messages: Sequence[Message], output: str) -> tuple[str, ReusedExample | None]:
+    """Which backend wrote ``output``, and the stored example it repeated (a mock's answer).
+
+    A mock inside a fallback chain or a serializing wrapper is found and asked whether
+    ``output`` is its own answer (:meth:`~sqlagent.llm.MockLLM.explain`: pure, so exact with
+    concurrent requests); otherwise a :class:`~sqlagent.llm.FallbackLLM` names the backend that
+    answered last (exact for one request at a time), and any other backend names itself.
+    """
+    pending: list[object] = [llm]
+    while pending:
+        backend = pending.pop(0)
+        if isinstance(backend, MockLLM):
+            reused = backend.explain(messages, output)
+            if reused is not None:
+                return backend.name, reused
+        elif isinstance(backend, FallbackLLM):
+            pending.extend(backend.backends)
+        elif isinstance(backend, SerializedLLM):
+            pending.append(backend.inner)
+    if isinstance(llm, FallbackLLM) and llm.last_used is not None:
+        return llm.last_used, None
+    return llm_name(llm), None
 
 
 def _describe(exc: BaseException) -> str:

@@ -27,6 +27,9 @@ __all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig", "read_config_file
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
+# The folder of sqlagent's own files (retrieval index, embedder exports) beside a config file.
+STATE_DIR = ".sqlagent"
+
 
 def read_config_file(
     path: str | os.PathLike[str], *, what: str = "config file", empty: bool = False
@@ -146,16 +149,54 @@ class _Frozen(pydantic.BaseModel):
 
 class RetrievalSettings(_Frozen):
     """Schema retrieval. ``embedder``/``store`` ``"auto"`` use MiniLM and chromadb when the
-    ``retrieval`` extra is installed, and the dependency-free fallbacks otherwise."""
+    ``retrieval`` extra is installed, and the dependency-free fallbacks otherwise.
+
+    MiniLM (``auto`` or ``minilm``) runs through onnxruntime from an ONNX export kept in
+    ``embedder_path`` (made once by ``sqlagent index``, or on first use, where torch is
+    installed), so a question is answered without importing torch; without onnxruntime, or
+    without both the export and torch, through sentence-transformers. ``path`` (the chromadb
+    folder) and ``embedder_path`` default to ``.sqlagent/index`` and ``.sqlagent/embedders``
+    beside the config file (in the current directory for a configuration not read from a
+    file): see :meth:`index_dir` and :meth:`embedder_dir`. ``threads`` caps onnxruntime's
+    threads for the embedder (default: one per core).
+    """
 
     enabled: bool = True
     embedder: Literal["auto", "minilm", "hashing"] = "auto"
     store: Literal["auto", "chroma", "memory"] = "auto"
     path: Path | None = None  # chromadb directory; default: .sqlagent/index beside the config
+    embedder_path: Path | None = None  # ONNX exports; default: .sqlagent/embedders beside it
     url: str | None = None  # a chroma server (http://host:port) instead of a directory
+    threads: int | None = pydantic.Field(default=None, ge=1, le=256)
     k_tables: int = pydantic.Field(default=5, ge=1, le=100)
     k_examples: int = pydantic.Field(default=3, ge=0, le=20)
     k_docs: int = pydantic.Field(default=2, ge=0, le=20)
+
+    def index_dir(self) -> Path:
+        """The chromadb folder: ``path``, else ``.sqlagent/index`` (beside the config file once
+        :meth:`AgentConfig.from_file` resolved it; relative to the current directory here)."""
+        return self.path if self.path is not None else Path(STATE_DIR) / "index"
+
+    def embedder_dir(self) -> Path:
+        """Where ONNX exports of the embedder are kept: ``embedder_path``, else
+        ``.sqlagent/embedders`` (resolved like :meth:`index_dir`)."""
+        return (
+            self.embedder_path if self.embedder_path is not None else Path(STATE_DIR) / "embedders"
+        )
+
+    def _resolved(self, base: Path) -> RetrievalSettings:
+        """Relative paths resolved against ``base`` (the config file's folder), defaults too."""
+
+        def under(path: Path | None, default: str) -> Path:
+            path = path if path is not None else Path(STATE_DIR) / default
+            return path if path.is_absolute() else base / path
+
+        return self.model_copy(
+            update={
+                "path": under(self.path, "index"),
+                "embedder_path": under(self.embedder_path, "embedders"),
+            }
+        )
 
 
 class AgentConfig(_Frozen):
@@ -171,6 +212,9 @@ class AgentConfig(_Frozen):
     llm: str = "mock"
     model: str | None = None  # the served model's name, for openai:URL backends
     fallbacks: tuple[str, ...] = ()  # LLM specs tried in order when the primary is unavailable
+    # The 'mock' model answers only when a stored example's question is at least this similar
+    # (0-1); None: MockLLM.DEFAULT_MIN_SIMILARITY (0.9). Lower it to let the mock guess.
+    mock_min_similarity: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
     max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
     examples: Path | None = None  # JSONL few-shot memory
     docs: tuple[Path, ...] = ()  # Markdown business glossary
@@ -209,7 +253,7 @@ class AgentConfig(_Frozen):
         def fix(p: Path | None) -> Path | None:
             return p if p is None or p.is_absolute() else base / p
 
-        retrieval = self.retrieval.model_copy(update={"path": fix(self.retrieval.path)})
+        retrieval = self.retrieval._resolved(base)
         return self.model_copy(
             update={
                 "database": _resolve_sqlite_url(self.database, base),

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-__all__ = ["Answer", "Attempt", "Example", "Status", "Verdict", "Violation", "ViolationCode"]
+__all__ = [
+    "Answer",
+    "Attempt",
+    "Example",
+    "ReusedExample",
+    "Status",
+    "Verdict",
+    "Violation",
+    "ViolationCode",
+]
 
 
 class ViolationCode(StrEnum):
@@ -115,6 +124,23 @@ class Example:
         return {"question": self.question, "sql": self.sql}
 
 
+@dataclass(frozen=True, slots=True)
+class ReusedExample:
+    """A stored example whose SQL a model answered with, rather than SQL it wrote.
+
+    :class:`~sqlagent.llm.MockLLM` answers this way: ``question`` is the stored question it
+    matched, ``sql`` its SQL, ``similarity`` how close the asked question is to it (0 to 1,
+    see :class:`~sqlagent.llm.MockLLM`), so a reader can tell a recalled answer from a new one.
+    """
+
+    question: str
+    sql: str
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "sql": self.sql, "similarity": round(self.similarity, 4)}
+
+
 #: Violations that mean "the role may not read this", as opposed to a wrong or unsafe query.
 DENIAL_CODES = frozenset(
     {ViolationCode.TABLE_DENIED, ViolationCode.COLUMN_DENIED, ViolationCode.MASKED_COLUMN_MISUSE}
@@ -128,6 +154,8 @@ class Attempt:
     ``sql`` is the statement extracted from ``output`` (``None`` when none was found);
     ``verdict`` the safety core's decision on it; ``error`` what went wrong otherwise (no SQL,
     an execution error, a timeout). An attempt with an allowed verdict and no error ran.
+    ``model`` names the backend that wrote ``output`` (:func:`~sqlagent.llm.llm_name`), and
+    ``reused`` is the stored example it repeated when it answered from memory (the mock).
     """
 
     number: int
@@ -136,6 +164,8 @@ class Attempt:
     verdict: Verdict | None = None
     error: str | None = None
     llm_ms: float = 0.0
+    model: str | None = None
+    reused: ReusedExample | None = None
 
     @property
     def ok(self) -> bool:
@@ -153,6 +183,8 @@ class Attempt:
             else [v.to_dict() for v in self.verdict.violations],
             "error": self.error,
             "llm_ms": self.llm_ms,
+            "model": self.model,
+            "reused_example": None if self.reused is None else self.reused.to_dict(),
         }
 
 
@@ -169,6 +201,9 @@ class Answer:
     :attr:`masked` tell "nothing matched" apart from "not allowed" and "shown masked".
     ``sql`` is the statement that ran (the validated rewrite), ``audit_id`` the request id of the
     one audit event recorded for this question, ``timings`` milliseconds per pipeline stage.
+    ``model`` names the backend that wrote the last attempt (``None`` when no model answered);
+    ``reused_example`` is set when that answer repeated a stored example (the mock) rather than
+    being written for this question.
     """
 
     question: str
@@ -185,6 +220,8 @@ class Answer:
     timings: dict[str, float] | None = None
     audit_id: str | None = None
     error: str | None = None
+    model: str | None = None
+    reused_example: ReusedExample | None = None
 
     @property
     def ok(self) -> bool:
@@ -233,4 +270,8 @@ class Answer:
             "timings": dict(self.timings or {}),
             "audit_id": self.audit_id,
             "error": self.error,
+            "model": self.model,
+            "reused_example": None
+            if self.reused_example is None
+            else self.reused_example.to_dict(),
         }

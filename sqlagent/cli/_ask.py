@@ -1,8 +1,10 @@
 """``sqlagent ask``, ``sqlagent index`` and ``sqlagent examples``: the agent from the shell.
 
 ``ask`` contract (scripts depend on it): exit 0 answered, 1 refused or failed, 2 usage or
-configuration error; ``--json`` prints exactly one object with at least ``sql``, ``columns``,
-``rows``, ``verdict``, ``violations``, ``attempts`` and ``audit_id``.
+configuration error (an empty question, no model to answer with); ``--json`` prints exactly one
+object with at least ``sql``, ``columns``, ``rows``, ``verdict``, ``violations``, ``attempts``,
+``audit_id``, ``model`` (the backend that answered) and ``reused_example`` (the stored question
+a mock repeated, with its similarity). Human output is printed verbatim (:mod:`._output`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from sqlagent.agent import SQLAgent
-from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors, warn_about_role
+from sqlagent.cli._output import console, echo, line, table, text
 from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError
+from sqlagent.llm import MockLLM
 from sqlagent.types import Answer
 
 __all__ = ["ask", "examples", "index"]
@@ -47,11 +51,20 @@ def agent_options(func: F) -> F:
             type=click.Path(dir_okay=False),
             help="Role policy (YAML or JSON).",
         ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def model_options(func: F) -> F:
+    """``--llm`` and ``--model``, for the commands that ask a model."""
+    options = [
         click.option(
             "--llm",
             "llm_spec",
             metavar="SPEC",
-            help="mock | transformers:PATH[@ADAPTER] | openai:BASE_URL (with --model).",
+            help="mock | transformers:PATH[@ADAPTER] | openai:BASE_URL (with --model) | smollm2.",
         ),
         click.option("--model", metavar="NAME", help="Model name for openai:BASE_URL backends."),
     ]
@@ -64,8 +77,8 @@ def load_agent_config(
     config_file: str | None,
     db_url: str | None,
     policy_file: str | None,
-    llm_spec: str | None,
-    model: str | None,
+    llm_spec: str | None = None,
+    model: str | None = None,
     **more: Any,
 ) -> AgentConfig:
     """The config file (if any) with the command-line overrides applied."""
@@ -89,37 +102,83 @@ def load_agent_config(
     return AgentConfig.from_mapping(base)
 
 
-def _print_answer(answer: Answer, console: Console) -> None:
+#: Why ``ask`` stops before asking when the only model is a mock with nothing to repeat.
+NO_MODEL = (
+    "no model to answer with: the 'mock' model (the default when no 'llm:' is configured) only "
+    "repeats the SQL of stored examples, and there are none. Choose a model with --llm: "
+    "transformers:PATH[@ADAPTER] (a local model), openai:BASE_URL --model NAME (a served one) "
+    "or smollm2; or set 'llm:' in a config file (--config FILE; `sqlagent demo init DIR` "
+    "writes one). Or give the mock examples: 'examples: FILE' in the config, then "
+    "`sqlagent examples add QUESTION SQL`"
+)
+
+
+def require_a_model(llm: object) -> None:
+    """Raise :class:`ConfigError` (:data:`NO_MODEL`) when ``llm`` is a lone mock with no stored
+    example and no default: it could only refuse every question."""
+    if isinstance(llm, MockLLM) and llm.example_count == 0 and llm.default is None:
+        raise ConfigError(NO_MODEL)
+
+
+def _model_line(answer: Answer) -> Text | None:
+    if answer.model is None:
+        return None
+    reused = answer.reused_example
+    if reused is None:
+        return line("model: ", (answer.model, "bold"))
+    return line(
+        "model: ",
+        (answer.model, "bold"),
+        ", repeating the SQL of the stored question ",
+        ('"' + reused.question + '"', "italic"),
+        f" (similarity {reused.similarity:.2f})",
+    )
+
+
+def _print_answer(answer: Answer, out: Console) -> None:
     role = f" (role {answer.role})" if answer.role else ""
     tries = len(answer.attempts)
     note = f", {tries} attempts" if tries > 1 else ""
+    model = _model_line(answer)
     if answer.ok:
-        console.print(f"[bold green]ANSWERED[/]{role}{note}")
-        console.print(answer.sql or "", highlight=False, markup=False, soft_wrap=True)
-        table = Table(*answer.columns, show_lines=False)
-        for row in answer.rows[:50]:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
-        console.print(table)
+        out.print(line(("ANSWERED", "bold green"), role, note))
+        if model is not None:
+            out.print(model)
+        out.print(text(answer.sql or "", multiline=True))
+        grid = table(*answer.columns)
+        for row in answer.rows[:_SHOWN_ROWS]:
+            grid.add_row(*(text("NULL" if v is None else v) for v in row))
+        out.print(grid)
         more = " (truncated by the row cap)" if answer.truncated else ""
-        console.print(
-            f"{answer.row_count} row(s){more}" + (" — no rows matched" if answer.no_rows else "")
+        if answer.row_count > _SHOWN_ROWS:
+            more += f"; the first {_SHOWN_ROWS} shown (--json for all)"
+        out.print(
+            line(f"{answer.row_count} row(s){more}", " — no rows matched" if answer.no_rows else "")
         )
         if answer.masked_columns:
-            console.print(f"masked for this role: {', '.join(answer.masked_columns)}")
+            out.print(line("masked for this role: ", ", ".join(answer.masked_columns)))
     elif answer.status == "rejected":
         label = "DENIED" if answer.denied else "REJECTED"
-        console.print(f"[bold red]{label}[/]{role}{note}")
+        out.print(line((label, "bold red"), role, note))
+        if model is not None:
+            out.print(model)
         assert answer.verdict is not None
         for v in answer.verdict.violations:
-            console.print(f"  [yellow]{v.code}[/]: {v.message}", highlight=False)
+            out.print(line("  ", (v.code, "yellow"), ": ", v.message))
     else:
-        console.print(f"[bold red]FAILED[/]{role}{note}: {answer.error}", highlight=False)
-    console.print(f"audit id: {answer.audit_id}", style="dim")
+        out.print(line(("FAILED", "bold red"), role, note, ": ", answer.error, multiline=True))
+        if model is not None:
+            out.print(model)
+    out.print(line((f"audit id: {answer.audit_id}", "dim")))
+
+
+_SHOWN_ROWS = 50
 
 
 @click.command()
 @click.argument("question")
 @agent_options
+@model_options
 @click.option("--role", "-r", help="Ask as this role (absent: the policy's default role).")
 @click.option("--max-attempts", type=click.IntRange(1, 10), help="Self-correction rounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -139,15 +198,19 @@ def ask(
 
     Exit status: 0 answered, 1 refused or failed, 2 usage or configuration error.
     """
+    if not question.strip():
+        raise click.UsageError("QUESTION is empty: ask a question in words")
     config = load_agent_config(
         config_file, db_url, policy_file, llm_spec, model, max_attempts=max_attempts
     )
-    with SQLAgent(config) as agent:
+    with SQLAgent(config) as agent:  # reflects the database first: a bad one is reported first
+        require_a_model(agent.llm)
+        warn_about_role(role, agent.policy)
         answer = agent.ask(question, role=role)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, default=str))
     else:
-        _print_answer(answer, Console(soft_wrap=True))
+        _print_answer(answer, console())
     sys.exit(EXIT_OK if answer.ok else EXIT_REJECTED)
 
 
@@ -159,15 +222,13 @@ def index(
     config_file: str | None,
     db_url: str | None,
     policy_file: str | None,
-    llm_spec: str | None,
-    model: str | None,
     roles: tuple[str, ...],
 ) -> None:
     """Build or refresh the retrieval index: one view per role, with a progress bar."""
-    config = load_agent_config(config_file, db_url, policy_file, llm_spec, model)
+    config = load_agent_config(config_file, db_url, policy_file)
     with SQLAgent(config) as agent:
-        for line in agent.build_index(roles=roles or None, progress=True):
-            click.echo(line)
+        for message in agent.build_index(roles=roles or None, progress=True):
+            echo(message)
 
 
 @click.group()
@@ -186,15 +247,15 @@ def examples_add(
     config_file: str | None,
     db_url: str | None,
     policy_file: str | None,
-    llm_spec: str | None,
-    model: str | None,
 ) -> None:
     """Store QUESTION with its SQL after checking the SQL is read-only and grounded."""
-    config = load_agent_config(config_file, db_url, policy_file, llm_spec, model)
+    if not question.strip():
+        raise click.UsageError("QUESTION is empty")
+    config = load_agent_config(config_file, db_url, policy_file)
     with SQLAgent(config) as agent:
         agent.add_example(question, sql)
         where = config.examples or "memory only (set 'examples:' in the config to keep it)"
-        click.echo(f"stored in {where}; {len(agent.examples)} example(s)")
+        echo(f"stored in {where}; {len(agent.examples)} example(s)")
 
 
 @examples.command("list")
@@ -204,11 +265,9 @@ def examples_list(
     config_file: str | None,
     db_url: str | None,
     policy_file: str | None,
-    llm_spec: str | None,
-    model: str | None,
 ) -> None:
     """Print the stored examples as JSON lines."""
-    config = load_agent_config(config_file, db_url, policy_file, llm_spec, model)
+    config = load_agent_config(config_file, db_url, policy_file)
     if config.examples is None:
         raise ConfigError("no examples file configured ('examples:' in the config)")
     from sqlagent.memory import read_examples

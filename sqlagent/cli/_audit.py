@@ -10,6 +10,7 @@ import click
 
 from sqlagent.audit import verify_chain
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.cli._output import echo
 
 __all__ = ["audit"]
 
@@ -56,9 +57,9 @@ def verify(ctx: click.Context, file: Path, as_json: bool, expect_head: str | Non
         }
         click.echo(json.dumps(payload))
     elif report.ok:
-        click.echo(f"OK: {report.lines} lines, head {report.head}")
+        echo(f"OK: {report.lines} lines, head {report.head}")
     else:
         for problem in report.problems:
-            click.echo(f"line {problem.line}: {problem.kind}: {problem.message}")
-        click.echo(f"FAILED: {len(report.problems)} problem(s) in {report.lines} lines", err=True)
+            echo(f"line {problem.line}: {problem.kind}: {problem.message}")
+        echo(f"FAILED: {len(report.problems)} problem(s) in {report.lines} lines", err=True)
     ctx.exit(EXIT_OK if report.ok else EXIT_REJECTED)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sqlagent.cli._common import handle_errors
+from sqlagent.cli._output import echo
 from sqlagent.demo import write_demo
 from sqlagent.errors import ConfigError
 
@@ -50,15 +51,15 @@ def init(directory: Path, force: bool) -> None:
             _EXAMPLE_SQL,
         ]
     )
-    click.echo(f"database: {paths.database}")
-    click.echo(f"policy:   {paths.policy}")
-    click.echo(f"url:      {paths.url}")
-    click.echo("")
+    echo(f"database: {paths.database}")
+    echo(f"policy:   {paths.policy}")
+    echo(f"url:      {paths.url}")
+    echo("")
     ask = shlex.join(
         ["sqlagent", "ask", "--config", str(paths.config), "--role", "analyst", _EXAMPLE_QUESTION]
     )
-    click.echo(f"config:   {paths.config}")
-    click.echo("")
-    click.echo("Try it (roles: viewer, analyst, hr, admin; analyst sees salary masked):")
-    click.echo(f"  {ask}")
-    click.echo(f"  {command}")
+    echo(f"config:   {paths.config}")
+    echo("")
+    echo("Try it (roles: viewer, analyst, hr, admin; analyst sees salary masked):")
+    echo(f"  {ask}")
+    echo(f"  {command}")

@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.cli._output import console, line, table, text
 
 __all__ = ["doctor"]
 
@@ -157,7 +155,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(data))
         return
-    console = Console()
+    out = console()
     m = data["model"]
     size = f"{m['params'] / 1e9:.2f}B params"
     if m["active_params"] != m["params"]:
@@ -166,10 +164,8 @@ def plan(
         f"{arch.name}: {size}, {data['quant']}, {data['max_seq_len']} tokens x {data['batch']}"
         + (f", tp={tp}" if tp > 1 else "")
     )
-    console.print(title, highlight=False, markup=False)
-    table = Table()
-    table.add_column("memory per GPU")
-    table.add_column("GiB", justify="right")
+    out.print(text(title))
+    memory = table("memory per GPU", "GiB", right=("GiB",))
     rows = [
         ("weights", data["weights_gib"]),
         (f"LoRA adapter (r={lora_r})" if lora_r else "LoRA adapter (none)", data["adapter_gib"]),
@@ -179,29 +175,38 @@ def plan(
         ("CUDA context", data["cuda_context_gib"]),
     ]
     for label, value in rows:
-        table.add_row(label, f"{value:.2f}")
-    table.add_row("[bold]total[/]", f"[bold]{data['total_gib']:.2f}[/]")
-    console.print(table)
-    verdicts = Table(title="verdict per GPU" + (f" (x{tp} each)" if tp > 1 else ""))
-    for col in ("GPU", "usable GiB", "verdict", "headroom", "max context", "notes"):
-        verdicts.add_column(col, justify="left" if col in ("GPU", "verdict", "notes") else "right")
+        memory.add_row(text(label), text(f"{value:.2f}"))
+    memory.add_row(text("total", "bold"), text(f"{data['total_gib']:.2f}", "bold"))
+    out.print(memory)
+    verdicts = table(
+        "GPU",
+        "usable GiB",
+        "verdict",
+        "headroom",
+        "max context",
+        "notes",
+        title="verdict per GPU" + (f" (x{tp} each)" if tp > 1 else ""),
+        right=("usable GiB", "headroom", "max context"),
+    )
     for name, v in data["gpus"].items():
         style = {"fits": "green", "tight": "yellow"}.get(v["verdict"], "red")
         verdicts.add_row(
-            name,
-            f"{v['usable_gib']:.1f}",
-            f"[{style}]{v['verdict']}[/]",
-            f"{v['headroom_gib']:+.2f}",
-            f"{v['max_context_tokens']:,}",
-            Text("; ".join(v["notes"])),
+            text(name),
+            text(f"{v['usable_gib']:.1f}"),
+            text(v["verdict"], style),
+            text(f"{v['headroom_gib']:+.2f}"),
+            text(f"{v['max_context_tokens']:,}"),
+            text("; ".join(v["notes"])),
         )
-    console.print(verdicts)
-    console.print(
-        f"max context: {data['max_context_tokens']:,} tokens per sequence on "
-        f"{data['max_context_gpu']}"
+    out.print(verdicts)
+    out.print(
+        line(
+            f"max context: {data['max_context_tokens']:,} tokens per sequence on ",
+            data["max_context_gpu"],
+        )
     )
-    for line in data["assumptions"]:
-        console.print(f"  - {line}", highlight=False, markup=False)
+    for assumption in data["assumptions"]:
+        out.print(line("  - ", assumption))
 
 
 def _print_presets(as_json: bool) -> None:
@@ -210,16 +215,23 @@ def _print_presets(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"models": [a.summary() for a in PRESETS]}))
         return
-    table = Table(title="built-in model presets")
-    for col in ("name", "Hugging Face id", "params", "layers", "KV heads x dim", "context"):
-        right = col in ("params", "layers", "context")
-        table.add_column(col, justify="right" if right else "left", no_wrap=col == "name")
+    presets = table(
+        "name",
+        "Hugging Face id",
+        "params",
+        "layers",
+        "KV heads x dim",
+        "context",
+        title="built-in model presets",
+        right=("params", "layers", "context"),
+        no_wrap=("name",),
+    )
     for a in PRESETS:
         counts = a.param_counts()
         size = f"{counts.total / 1e9:.2f}B" + (
             f" ({counts.active / 1e9:.1f}B active)" if a.is_moe else ""
         )
-        table.add_row(
+        cells = (
             a.name,
             a.hf_id,
             size,
@@ -227,7 +239,8 @@ def _print_presets(as_json: bool) -> None:
             f"{a.num_kv_heads} x {a.head_dim}",
             f"{a.max_position_embeddings:,}",
         )
-    Console().print(table)
+        presets.add_row(*(text(cell) for cell in cells))
+    console().print(presets)
 
 
 @doctor.command("check")
@@ -268,19 +281,18 @@ def check(
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
-        console = Console()
-        table = Table(title="sqlagent doctor check")
-        for col in ("check", "status", "detail"):
-            table.add_column(col, overflow="fold")
+        out = console()
+        checks = table("check", "status", "detail", title="sqlagent doctor check")
         for c in report.checks:
             status = c.status + (" (blocking)" if c.blocking and c.status == "fail" else "")
-            table.add_row(Text(c.name), Text(status, style=_STATUS_STYLE[c.status]), Text(c.detail))
-        console.print(table)
+            checks.add_row(text(c.name), text(status, _STATUS_STYLE[c.status]), text(c.detail))
+        out.print(checks)
         if report_file is not None:
-            console.print(f"report written to {report_file}")
+            out.print(line("report written to ", report_file))
         if report.ok:
-            console.print("[green]ready: no blocking failure[/]")
+            out.print(text("ready: no blocking failure", "green"))
         else:
-            names = ", ".join(c.name for c in report.blocking)
-            console.print(f"[bold red]blocked:[/] {names}")
+            out.print(
+                line(("blocked:", "bold red"), " ", ", ".join(c.name for c in report.blocking))
+            )
     sys.exit(EXIT_OK if report.ok else EXIT_REJECTED)

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.cli._output import console, echo, line, table, text
 
 __all__ = ["eval_group"]
 
@@ -32,6 +31,18 @@ __all__ = ["eval_group"]
     "--llm", "llm_spec", help="Run the agent with this LLM spec (mock = oracle sanity run)."
 )
 @click.option("--model", help="Served model name, for openai: specs.")
+@click.option(
+    "--examples",
+    "examples_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --llm mock: answer from these stored examples (JSONL), as the agent's mock "
+    "does, instead of the suite's gold SQL.",
+)
+@click.option(
+    "--mock-min-similarity",
+    type=click.FloatRange(0.0, 1.0),
+    help="With --llm mock --examples: the similarity a stored question must reach (default 0.9).",
+)
 @click.option(
     "--policy", type=click.Path(path_type=Path), help="Role policy for items with a role."
 )
@@ -66,6 +77,8 @@ def eval_group(
     predictions: Path | None,
     llm_spec: str | None,
     model: str | None,
+    examples_file: Path | None,
+    mock_min_similarity: float | None,
     policy: Path | None,
     compat: str,
     limit: int | None,
@@ -76,7 +89,8 @@ def eval_group(
     """Evaluate on a suite: `sqlagent eval --suite spider --data DIR --predictions FILE --out DIR`.
 
     Give --predictions (one SQL per line) or --llm (run the agent). `--llm mock` answers from the
-    suite's own gold SQL: an oracle sanity run of the pipeline, not a score.
+    suite's own gold SQL: an oracle sanity run of the pipeline, not a score; `--llm mock
+    --examples FILE` is the agent's mock over stored examples (what the demo answers with).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -92,8 +106,12 @@ def eval_group(
         raise click.UsageError("--suite, --data and --out are required (or use `eval compare`)")
     if (predictions is None) == (llm_spec is None):
         raise click.UsageError("give exactly one of --predictions and --llm")
+    if (examples_file is not None or mock_min_similarity is not None) and llm_spec != "mock":
+        raise click.UsageError("--examples and --mock-min-similarity go with --llm mock")
+    if mock_min_similarity is not None and examples_file is None:
+        raise click.UsageError("--mock-min-similarity needs --examples FILE")
     items = load_suite(suite, data, limit=limit)  # type: ignore[arg-type]
-    console = Console(stderr=True)
+    err = console(stderr=True)
     close = None
     oracle = False
     if predictions is not None:
@@ -110,11 +128,17 @@ def eval_group(
         from sqlagent.prompt import question_of
         from sqlagent.safety import Policy
 
-        oracle = llm_spec == "mock"
+        oracle = llm_spec == "mock" and examples_file is None
         llm: LLM | dict[str, LLM]
-        if oracle:
-            console.print(
-                "[yellow]--llm mock answers from the suite's gold SQL: oracle sanity run[/]"
+        if examples_file is not None:
+            from sqlagent.memory import read_examples
+
+            stored = [(e.question, e.sql) for e in read_examples(examples_file)]
+            llm = MockLLM(examples=stored, question=question_of, min_similarity=mock_min_similarity)
+            mock_min_similarity = llm.min_similarity  # recorded as used
+        elif oracle:
+            err.print(
+                text("--llm mock answers from the suite's gold SQL: oracle sanity run", "yellow")
             )
             by_db: dict[str, dict[str, str]] = {}
             for i in items:  # exact question -> gold, per database
@@ -146,26 +170,28 @@ def eval_group(
         "predictions": str(predictions) if predictions is not None else None,
         "llm": llm_spec,
         "model": model,
+        "examples": None if examples_file is None else str(examples_file),
+        "mock_min_similarity": mock_min_similarity,
         "oracle": oracle,
         "compat": compat,
         "limit": limit,
     }
     write_report(run, out)
     s = run.summary
-    click.echo(
+    echo(
         f"{s['overall']['count']} questions: exec {_pct(s['overall']['exec_match'])} ({compat}), "
         f"exact set {_pct(s['overall']['exact_match'])}, valid {_pct(s['overall']['valid'])}, "
         f"{s['elapsed_s']} s -> {out}"
     )
     failed = sum(1 for i in run.items if i["predicted"] is None and i["error"])
     if failed:
-        click.echo(f"error: {failed} item(s) could not be run", err=True)
+        echo(f"error: {failed} item(s) could not be run", err=True)
         sys.exit(EXIT_REJECTED)
     sys.exit(EXIT_OK)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 @eval_group.command("compare")
@@ -177,26 +203,25 @@ def compare(a: Path, b: Path) -> None:
     from sqlagent.evaluation import compare_runs, load_results
 
     diff = compare_runs(load_results(a), load_results(b))
-    table = Table(title=f"exec accuracy: A={a}  B={b}")
-    for col in ("group", "name", "A", "B", "Δ"):
-        table.add_column(col, justify="right" if col in ("A", "B", "Δ") else "left")
+    grid = table(
+        "group", "name", "A", "B", "Δ", title=f"exec accuracy: A={a}  B={b}", right=("A", "B", "Δ")
+    )
     for row in diff["groups"]:
         delta = (
             f"{100 * (row['b'] - row['a']):+.1f}"
             if row["a"] is not None and row["b"] is not None
             else ""
         )
-        table.add_row(row["group"], str(row["name"]), _pct(row["a"]), _pct(row["b"]), delta)
-    console = Console()
-    console.print(table)
+        cells = (row["group"], row["name"], _pct(row["a"]), _pct(row["b"]), delta)
+        grid.add_row(*(text(cell) for cell in cells))
+    out = console()
+    out.print(grid)
     changed = diff["changed"]
     fixed = sum(1 for c in changed if c["b"])
-    console.print(
-        f"{len(changed)} item(s) changed: {fixed} now correct, {len(changed) - fixed} now wrong"
+    out.print(
+        line(
+            f"{len(changed)} item(s) changed: {fixed} now correct, {len(changed) - fixed} now wrong"
+        )
     )
     for c in changed[:20]:
-        console.print(
-            f"  #{c['index']} {'+' if c['b'] else '-'} {c['question']}",
-            markup=False,
-            highlight=False,
-        )
+        out.print(line(f"  #{c['index']} {'+' if c['b'] else '-'} ", c["question"]))

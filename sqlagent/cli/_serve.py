@@ -12,8 +12,9 @@ import sys
 
 import click
 
-from sqlagent.cli._ask import agent_options, load_agent_config
+from sqlagent.cli._ask import agent_options, load_agent_config, model_options, require_a_model
 from sqlagent.cli._common import EXIT_USAGE, handle_errors
+from sqlagent.cli._output import echo
 
 __all__ = ["serve"]
 
@@ -23,6 +24,7 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 @click.command()
 @agent_options
+@model_options
 @click.option(
     "--serve-config",
     "serve_config",
@@ -61,7 +63,7 @@ def serve(
 
         from sqlagent.serve import ServeSettings, create_app
     except ImportError as exc:
-        click.echo(f"error: sqlagent serve needs the serve extra: {_INSTALL} ({exc})", err=True)
+        echo(f"error: sqlagent serve needs the serve extra: {_INSTALL} ({exc})", err=True)
         sys.exit(EXIT_USAGE)
     from sqlagent.agent import SQLAgent
 
@@ -72,17 +74,18 @@ def serve(
     else:
         settings = ServeSettings.from_mapping({}, environ=os.environ)
     if not settings.keys and settings.jwt is None and settings.default_role is None:
-        click.echo(
+        echo(
             "warning: no API keys, JWT or default_role configured: every request will get 401",
             err=True,
         )
     if settings.default_role is not None and host not in _LOOPBACK:
-        click.echo(
+        echo(
             f"warning: requests without a credential get role {settings.default_role!r} on {host}",
             err=True,
         )
     agent = SQLAgent(config)
     try:
+        require_a_model(agent.llm)
         app = create_app(agent, settings)
     except BaseException:
         agent.close()

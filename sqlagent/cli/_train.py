@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sqlagent.cli._common import handle_errors
+from sqlagent.cli._output import console, echo, table, text
 
 __all__ = ["train"]
 
@@ -134,7 +135,8 @@ def train(
         "data": [_parse_source(s) for s in sources] or None,
     }
     config = config.with_overrides(overrides)
-    console = Console(stderr=True, quiet=quiet and not dry_run)
+    # training's own progress lines use Rich markup; what the CLI prints itself is verbatim
+    progress_console = Console(stderr=True, quiet=quiet and not dry_run)
     if dry_run:
         result = training.dry_run(config)
         if as_json:
@@ -149,22 +151,20 @@ def train(
             }
             click.echo(json.dumps(payload, default=str))
             return
-        out = Console()
+        out = console()
         result.report.print(out)
         out.print(_plan_table(result))
         return
-    done = training.train(config, console=console, progress=not quiet)
+    done = training.train(config, console=progress_console, progress=not quiet)
     if as_json:
         click.echo(json.dumps(done.manifest, default=str))
     else:
-        click.echo(str(done.output_dir))
+        echo(done.output_dir)
 
 
 def _plan_table(result: Any) -> Table:
     plan = result.plan
-    table = Table(title="Plan")
-    table.add_column("item")
-    table.add_column("value", justify="right")
+    grid = table("item", "value", title="Plan", right=("value",))
     tokens = f"{plan.train_tokens:,}" + ("" if result.exact_tokens else " (approx.)")
     rows = [
         ("train examples", f"{plan.train_examples:,}"),
@@ -181,6 +181,6 @@ def _plan_table(result: Any) -> Table:
         ("weights + LoRA state (est.)", _gib(plan.memory_estimate_bytes)),
     ]
     for label, value in rows:
-        table.add_row(label, value)
-    table.caption = "Estimate: activations, CUDA context and allocator slack come on top."
-    return table
+        grid.add_row(text(label), text(value))
+    grid.caption = "Estimate: activations, CUDA context and allocator slack come on top."
+    return grid

@@ -17,7 +17,8 @@ from rich.console import Console
 
 from sqlagent.audit import Auditor, AuditSink, JsonlAuditSink, LoggingAuditSink
 from sqlagent.catalog import Catalog, reflect_catalog
-from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors, warn_about_role
+from sqlagent.cli._output import console, line, text
 from sqlagent.config import SafetyConfig
 from sqlagent.dialects import dialect_from_url, resolve_dialect
 from sqlagent.errors import ConfigError
@@ -52,23 +53,23 @@ def _load_config(
     )
 
 
-def _print_human(verdict: Verdict, console: Console) -> None:
+def _print_human(verdict: Verdict, out: Console) -> None:
     if verdict.allowed:
-        console.print(
-            "[bold green]ALLOWED[/]"
-            + (f" (role {verdict.role})" if verdict.role else " (single-user mode: no policy)")
+        out.print(
+            line(
+                ("ALLOWED", "bold green"),
+                f" (role {verdict.role})" if verdict.role else " (single-user mode: no policy)",
+            )
         )
         assert verdict.sql is not None
-        console.print(verdict.sql, highlight=False, markup=False, soft_wrap=True)
+        out.print(text(verdict.sql, multiline=True))
         if verdict.masked_columns:
-            console.print(f"masked: {', '.join(verdict.masked_columns)}")
+            out.print(line("masked: ", ", ".join(verdict.masked_columns)))
         return
-    console.print("[bold red]REJECTED[/]" + (f" (role {verdict.role})" if verdict.role else ""))
+    out.print(line(("REJECTED", "bold red"), f" (role {verdict.role})" if verdict.role else ""))
     for v in verdict.violations:
-        line = f"  [yellow]{v.code}[/]: {v.message}"
-        if v.suggestions:
-            line += f" Did you mean: {', '.join(v.suggestions)}?"
-        console.print(line, highlight=False)
+        hint = f" Did you mean: {', '.join(v.suggestions)}?" if v.suggestions else ""
+        out.print(line("  ", (v.code, "yellow"), ": ", v.message, hint))
 
 
 @click.command()
@@ -160,6 +161,7 @@ def validate(
         catalog = Catalog.from_json(schema_file)
     policy = Policy.from_file(policy_file) if policy_file else None
     config = _load_config(config_file, allow, max_rows, dialect)
+    warn_about_role(role, policy)
 
     sinks: list[AuditSink] = [LoggingAuditSink()]
     if audit_log:
@@ -171,5 +173,5 @@ def validate(
     if as_json:
         click.echo(json.dumps(verdict.to_dict(), ensure_ascii=False))
     else:
-        _print_human(verdict, Console(soft_wrap=True))
+        _print_human(verdict, console())
     sys.exit(EXIT_OK if verdict.allowed else EXIT_REJECTED)

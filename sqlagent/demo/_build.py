@@ -42,6 +42,14 @@ POLICY_FILENAME = "policy.yaml"
 CONFIG_FILENAME = "sqlagent.yaml"
 EXAMPLES_FILENAME = "examples.jsonl"
 GLOSSARY_FILENAME = "glossary.md"
+GITIGNORE_FILENAME = ".gitignore"
+# sqlagent's local state beside the config: the retrieval index and the embedder's ONNX export,
+# both rebuilt by `sqlagent index`, so never committed.
+_IGNORED = ".sqlagent/"
+_GITIGNORE_TEXT = (
+    "# sqlagent's local state (retrieval index, embedder export): rebuilt by `sqlagent index`\n"
+    f"{_IGNORED}\n"
+)
 
 _SEED = 20250101
 
@@ -393,7 +401,9 @@ def demo_examples_text() -> str:
 
 def write_demo(directory: str | os.PathLike[str], *, overwrite: bool = False) -> DemoPaths:
     """Write the demo into ``directory`` (created if needed): the database, its role policy, an
-    agent config (:data:`CONFIG_FILENAME`), few-shot examples and a business glossary.
+    agent config (:data:`CONFIG_FILENAME`), few-shot examples and a business glossary, plus a
+    ``.gitignore`` that keeps sqlagent's local state (``.sqlagent/``) out of version control (an
+    existing ``.gitignore`` is kept, with that line added when it lacks it).
 
     Every file is checked before any is written, so a refusal leaves the directory as it was.
 
@@ -415,6 +425,7 @@ def write_demo(directory: str | os.PathLike[str], *, overwrite: bool = False) ->
     build_demo_database(database, overwrite=overwrite)
     for target, text in texts.items():
         _replace_atomically(target, functools.partial(_write_text, text=text))
+    _ignore_state(folder / GITIGNORE_FILENAME)
     database = database.resolve()
     return DemoPaths(
         database=database,
@@ -424,6 +435,21 @@ def write_demo(directory: str | os.PathLike[str], *, overwrite: bool = False) ->
         examples=(folder / EXAMPLES_FILENAME).resolve(),
         glossary=(folder / GLOSSARY_FILENAME).resolve(),
     )
+
+
+def _ignore_state(gitignore: Path) -> None:
+    """Make ``gitignore`` ignore ``.sqlagent/``: written when missing, extended when not."""
+    try:
+        current = gitignore.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = None
+    if current is None:
+        text = _GITIGNORE_TEXT
+    elif any(line.strip().strip("/") == _IGNORED.strip("/") for line in current.splitlines()):
+        return
+    else:
+        text = current + ("" if current.endswith("\n") or not current else "\n") + _GITIGNORE_TEXT
+    _replace_atomically(gitignore, functools.partial(_write_text, text=text))
 
 
 def _write_text(path: Path, *, text: str) -> None:

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -322,7 +323,7 @@ def _check_model_spec(name: str, spec: str, ctx: CheckContext) -> list[CheckResu
     scheme, _, rest = spec.strip().partition(":")
     scheme = scheme.lower()
     if scheme == "mock" and not rest:
-        return [CheckResult(name, "skip", "mock: answers from stored examples, nothing to load")]
+        return [_check_mock(name, ctx)]
     if scheme == "openai" and rest:
         return [CheckResult(name, "skip", f"served model at {rest}: not probed (offline check)")]
     if scheme == "smollm2" and not rest:
@@ -341,6 +342,35 @@ def _check_model_spec(name: str, spec: str, ctx: CheckContext) -> list[CheckResu
     if adapter:
         rows.append(_check_adapter(f"{name} adapter", Path(adapter).expanduser(), Path(path)))
     return rows
+
+
+def _check_mock(name: str, ctx: CheckContext) -> CheckResult:
+    """The mock answers only questions close to a stored example: how many it has, how close."""
+    from sqlagent.llm import MockLLM
+    from sqlagent.memory import read_examples
+
+    config = ctx.config
+    assert config is not None
+    threshold = config.mock_min_similarity
+    if threshold is None:
+        threshold = MockLLM.DEFAULT_MIN_SIMILARITY
+    path = config.examples
+    try:
+        count = len(read_examples(path)) if path is not None and path.exists() else 0
+    except ConfigError as exc:
+        return CheckResult(name, "fail", str(exc), blocking=True)
+    if not count:
+        detail = (
+            "mock with no stored examples: it will refuse every question; choose a real model "
+            "('llm:' transformers:PATH, openai:BASE_URL with 'model:', smollm2) or add examples "
+            "('examples:' and `sqlagent examples add`)"
+        )
+        return CheckResult(name, "warn", detail)
+    detail = (
+        f"mock: repeats the SQL of {count} stored example(s) ({path}) for questions at least "
+        f"{threshold:.2f} similar to one of them, and refuses others (mock_min_similarity)"
+    )
+    return CheckResult(name, "pass", detail)
 
 
 def _lora_rank(adapter: Path) -> int:
@@ -436,7 +466,7 @@ def check_retrieval(ctx: CheckContext) -> list[CheckResult]:
             return [CheckResult("chromadb path", "fail", detail, blocking=True)]
         detail = "chromadb not installed: the index is kept in memory"
         return [CheckResult("chromadb path", "skip", detail)]
-    path = settings.path or Path(".sqlagent") / "index"
+    path = settings.index_dir()
     ok, detail = _writable_dir(path)
     return [CheckResult("chromadb path", "pass" if ok else "fail", detail, blocking=not ok)]
 
@@ -567,6 +597,127 @@ def _cleanup_probe(executor: Executor) -> str:
     return f"the table {PROBE_TABLE} persisted and was dropped"
 
 
+def check_policy(ctx: CheckContext) -> list[CheckResult]:
+    """The config's role policy: it must parse (a broken policy blocks, and the row names the
+    file and line), and every table and column it names should be in the database's catalog
+    (a misspelt grant grants nothing: a ``warn`` row per name, with "did you mean")."""
+    from sqlagent.catalog import reflect_catalog
+    from sqlagent.dialects import dialect_from_url, resolve_dialect
+    from sqlagent.errors import PolicyError
+    from sqlagent.safety import Policy
+
+    config = ctx.config
+    if config is None:
+        return [CheckResult("policy", "skip", "no config")]
+    if config.policy is None:
+        return [CheckResult("policy", "skip", "no policy: single-user mode")]
+    path = config.policy
+    try:
+        policy = Policy.from_file(path)
+    except PolicyError as exc:
+        where = _policy_location(path, exc)
+        return [CheckResult("policy", "fail", f"{where}: {exc}", blocking=True)]
+    lines = _policy_key_lines(path)
+    rows = [
+        CheckResult(
+            "policy", "pass", f"{path}: {len(policy.roles)} role(s), default {policy.default_role}"
+        )
+    ]
+    if ctx.database is None:
+        rows.append(CheckResult("policy names", "skip", "no database to check the names against"))
+        return rows
+    try:
+        catalog = reflect_catalog(ctx.database)
+        dialect = resolve_dialect(config.dialect or dialect_from_url(ctx.database))
+    except SqlAgentError as exc:
+        detail = _short(f"not checked: the catalog could not be read: {exc}")
+        rows.append(CheckResult("policy names", "skip", detail))
+        return rows
+    issues = policy.check_names(catalog, dialect)
+    if not issues:
+        detail = (
+            f"every table and column the policy names is in the catalog ({len(catalog)} tables)"
+        )
+        rows.append(CheckResult("policy names", "pass", detail))
+    for issue in issues:
+        key = ("roles", issue.role, issue.section, issue.table)
+        line = lines.get((*key, issue.column) if issue.column is not None else key) or lines.get(
+            key
+        )
+        where = f"{path}, line {line}" if line else str(path)
+        rows.append(CheckResult("policy names", "warn", f"{where}: {issue.message}"))
+    return rows
+
+
+def _policy_key_lines(path: Path) -> dict[tuple[str, ...], int]:
+    """The line of every key (and list item) in a YAML/JSON policy file, by its path:
+    ``("roles", "viewer", "tables", "employees", "salary") -> 12``; empty when unreadable."""
+    import yaml
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node | None, at: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    here = (*at, str(key.value))
+                    lines.setdefault(here, key.start_mark.line + 1)
+                    walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                if isinstance(item, yaml.ScalarNode):
+                    lines.setdefault((*at, str(item.value)), item.start_mark.line + 1)
+
+    walk(root, ())
+    return lines
+
+
+def _policy_location(path: Path, error: Exception) -> str:
+    """``"FILE, line N"`` for a policy error (``"FILE"`` when no line can be told).
+
+    A syntax error has its position from the parser. A policy that parses but breaks the
+    format names what is wrong (a role, a key, a table) in its message, so the line is that of
+    the key whose path the message names most of, its own name included (best effort).
+    """
+    import json
+
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    try:
+        if path.suffix.lower() == ".json":
+            json.loads(text)
+        yaml.compose(text)
+    except json.JSONDecodeError as exc:
+        return f"{path}, line {exc.lineno}"
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+    except yaml.YAMLError:
+        return str(path)
+    message = str(error)
+
+    def named(name: str) -> bool:
+        return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) is not None
+
+    best: tuple[int, int, int] | None = None  # (names matched, -names not matched, -line)
+    for key, line in _policy_key_lines(path).items():
+        if not named(key[-1]):
+            continue
+        matched = sum(1 for part in key if named(part))
+        score = (matched, matched - len(key), -line)
+        if best is None or score > best:
+            best = score
+    return f"{path}, line {-best[2]}" if best is not None else str(path)
+
+
 def check_audit(ctx: CheckContext) -> list[CheckResult]:
     from sqlagent.audit import verify_chain
 
@@ -626,6 +777,7 @@ CHECKS: tuple[Check, ...] = (
     check_models,
     check_retrieval,
     check_database,
+    check_policy,
     check_audit,
 )
 

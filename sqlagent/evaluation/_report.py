@@ -45,7 +45,17 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 
 def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _plain(value: Any) -> str:
+    """A summary figure for people: ``n/a`` for a missing one (never ``None``), a mapping as
+    ``key value, ...`` (``none`` when empty)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 def _groups(summary: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
@@ -77,11 +87,11 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         f"- hallucination rate: {_pct(s.get('hallucination_rate'))}",
         f"- read-only rejections: {s.get('read_only_rejections', 0)}; "
         f"policy rejections: {s.get('policy_rejections', 0)}",
-        f"- latency p50/p95 (ms): {lat.get('p50')} / {lat.get('p95')}",
-        f"- tokens: {s.get('tokens')}",
+        f"- latency p50/p95 (ms): {_plain(lat.get('p50'))} / {_plain(lat.get('p95'))}",
+        f"- tokens: {_plain(s.get('tokens'))}",
         f"- retrieval recall of gold tables: {_pct(s.get('table_recall'))}",
-        f"- error categories: {s.get('categories')}",
-        f"- gold sanity flags: {s.get('gold_flags') or 'none'}",
+        f"- outcome categories: {_plain(s.get('categories'))}",
+        f"- gold sanity flags: {_plain(s.get('gold_flags'))}",
         "",
     ]
     return "\n".join(lines)

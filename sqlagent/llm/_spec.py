@@ -53,7 +53,10 @@ def parse_llm_spec(
                 "the 'mock' backend answers with the SQL of the most similar stored example: "
                 "pass examples=[(question, sql), ...]"
             )
-        return MockLLM(examples=examples)
+        # The question of an agent's prompt, not the whole prompt, is what the examples match.
+        from sqlagent.prompt import question_of  # here: sqlagent.prompt imports sqlagent.llm
+
+        return MockLLM(examples=examples, question=question_of)
     if scheme == "openai" and rest:
         if not model:
             raise ConfigError(

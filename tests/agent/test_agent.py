@@ -217,18 +217,25 @@ def test_aask_matches_ask_under_concurrency(agent_with: Any, audit: MemoryAuditS
 def test_add_example_checks_and_persists(demo: DemoPaths, tmp_path: Path) -> None:
     store = tmp_path / "examples.jsonl"
     config = config_for(demo, examples=store)
-    with pytest.raises(ConfigError, match="mock"):
-        SQLAgent(config, audit=MemoryAuditSink())  # the mock needs examples
-    with SQLAgent(config, llm=scripted("SELECT 1"), audit=MemoryAuditSink()) as agent:
+    with SQLAgent(config, audit=MemoryAuditSink()) as agent:  # a mock with no examples yet
+        empty = agent.ask("Where is each department?", role="viewer")
+        assert empty.status == "failed"
+        assert empty.attempts == ()
+        assert "no stored example matches: there are none" in (empty.error or "")
         with pytest.raises(ConfigError, match="refused"):
             agent.add_example("Drop it", "DROP TABLE employees")
         with pytest.raises(ConfigError, match="refused"):
             agent.add_example("Ghosts?", "SELECT ghost FROM employees")
         agent.add_example("Where is each department?", "SELECT name, location FROM departments")
+        assert agent.ask("where is each department", role="viewer").ok  # rebuilt with it
     with SQLAgent(config, audit=MemoryAuditSink()) as agent:  # the mock now answers from it
-        answer = agent.ask("Where is each department located?", role="viewer")
+        answer = agent.ask("Where is each department?", role="viewer")
         assert answer.ok
         assert answer.columns == ("name", "location")
+        assert answer.model == "mock"
+        assert answer.reused_example is not None
+        assert answer.reused_example.question == "Where is each department?"
+        assert answer.reused_example.similarity == pytest.approx(1.0)
 
 
 def test_unknown_role_gets_the_default_role(agent_with: Any, audit: MemoryAuditSink) -> None:

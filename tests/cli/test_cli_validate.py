@@ -143,3 +143,22 @@ def test_config_file_and_allow_function(tmp_path: Path) -> None:
     assert code == 1
     code, _ = run("--schema", schema, "--allow-function", "BUSINESS_DAYS", sql)
     assert code == 0
+
+
+def test_an_unknown_role_warns_on_stderr(demo: tuple[str, str]) -> None:
+    url, policy = demo
+    sql = "SELECT name FROM departments"
+    result = CliRunner().invoke(
+        main, ["validate", "--db", url, "--policy", policy, "--role", "intruder", "--json", sql]
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["role"] == "viewer"
+    assert "warning: role 'intruder' is not defined in the policy" in result.stderr
+    assert "default role 'viewer'" in result.stderr
+    result = CliRunner().invoke(main, ["validate", "--db", url, "--role", "analyst", sql])
+    assert result.exit_code == 0
+    assert "no policy is configured, so --role analyst has no effect" in result.stderr
+    result = CliRunner().invoke(
+        main, ["validate", "--db", url, "--policy", policy, "--role", "hr", sql]
+    )
+    assert result.stderr == ""

@@ -248,6 +248,7 @@ def test_write_demo_refuses_then_overwrites(tmp_path: Path) -> None:
     assert again == paths
     assert paths.policy.read_text(encoding="utf-8") == demo_policy_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".gitignore",
         "examples.jsonl",
         "glossary.md",
         "hr.sqlite",

@@ -68,7 +68,11 @@ def test_demo_is_ready_and_the_probe_is_refused(demo: Path) -> None:
     assert rows["privileges"].status == "skip"  # SQLite: opened read-only, no login
     assert rows["audit sink"].status == "pass"
     assert rows["chromadb path"].status in ("pass", "skip")
-    assert rows["model"].status == "skip"  # the demo's mock model
+    assert rows["model"].status == "pass"  # the demo's mock model and its examples
+    assert "13 stored example(s)" in rows["model"].detail
+    assert "0.90" in rows["model"].detail
+    assert rows["policy"].status == "pass"
+    assert rows["policy names"].status == "pass"
     assert _tables(db) == before
     assert PROBE_TABLE not in _tables(db)
 

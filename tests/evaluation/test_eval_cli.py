@@ -139,3 +139,69 @@ def test_spider_oracle_agent_run(tmp_path: Path) -> None:
     assert data["summary"]["overall"]["exec_match"] == 1.0
     assert data["summary"]["table_recall"] == 1.0
     assert all(i["tokens"] > 0 and i["validated"] for i in data["items"])
+
+
+def test_the_demo_mock_over_stored_examples_answers_no_suite_question(
+    demo_suite: Path, tmp_path: Path
+) -> None:
+    # The demo's model: the mock over the demo's stored examples. None of them answers a suite
+    # question, so every item fails (exit 1) rather than get a wrong query; with no threshold
+    # (the mock as it was) every item got some stored query, and none was right.
+    from sqlagent.demo import write_demo
+
+    examples = write_demo(tmp_path / "demo").examples
+    honest, guessing = tmp_path / "honest", tmp_path / "guessing"
+    code, output = run(
+        "eval", "--suite", "jsonl", "--data", str(demo_suite), "--llm", "mock",
+        "--examples", str(examples), "--workers", "1", "--out", str(honest),
+    )  # fmt: skip
+    assert code == 1, output
+    assert "18 item(s) could not be run" in output
+    data = json.loads((honest / "results.json").read_text(encoding="utf-8"))
+    assert data["meta"]["oracle"] is False
+    assert data["meta"]["mock_min_similarity"] == 0.9
+    assert all(i["predicted"] is None for i in data["items"])
+    assert all("no stored example matches" in i["error"] for i in data["items"])
+    code, output = run(
+        "eval", "--suite", "jsonl", "--data", str(demo_suite), "--llm", "mock",
+        "--examples", str(examples), "--mock-min-similarity", "0", "--workers", "1",
+        "--out", str(guessing),
+    )  # fmt: skip
+    assert code == 0, output
+    data = json.loads((guessing / "results.json").read_text(encoding="utf-8"))
+    assert all(i["predicted"] for i in data["items"])
+    assert data["summary"]["overall"]["exec_match"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--predictions", "p.sql", "--examples", "e.jsonl"],
+        ["--llm", "openai:http://127.0.0.1:9/v1", "--examples", "e.jsonl"],
+        ["--llm", "mock", "--mock-min-similarity", "0.5"],
+        ["--llm", "mock", "--examples", "e.jsonl", "--mock-min-similarity", "2"],
+    ],
+)
+def test_examples_options_go_with_the_mock(args: list[str], tmp_path: Path) -> None:
+    code, output = run(
+        "eval", "--suite", "jsonl", "--data", "x.jsonl", "--out", str(tmp_path / "o"), *args
+    )
+    assert code == 2, output
+
+
+def test_summary_md_says_n_a_never_none(demo_suite: Path, tmp_path: Path) -> None:
+    gold = tmp_path / "gold.sql"
+    gold.write_text("".join(i.gold + "\n" for i in load_suite("jsonl", demo_suite)), "utf-8")
+    out = tmp_path / "o"
+    code, output = run(
+        "eval", "--suite", "jsonl", "--data", str(demo_suite), "--predictions", str(gold),
+        "--workers", "1", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, output
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "None" not in summary
+    assert "- latency p50/p95 (ms): n/a / n/a" in summary  # predictions: nothing was timed
+    assert "- tokens: n/a" in summary
+    assert "- retrieval recall of gold tables: n/a" in summary
+    assert "- outcome categories: correct 18" in summary
+    assert "- gold sanity flags: none" in summary

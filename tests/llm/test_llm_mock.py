@@ -55,8 +55,76 @@ def ask(llm: LLM, question: str) -> str:
         ("how many projects per department", EXAMPLES[9][1]),
     ],
 )
-def test_most_similar_example_answers(question: str, expected: str) -> None:
-    assert ask(MockLLM(examples=EXAMPLES), question) == expected
+def test_nearest_example_answers_with_no_threshold(question: str, expected: str) -> None:
+    # min_similarity=0: the nearest example sharing a word answers (the pre-threshold mock).
+    assert ask(MockLLM(examples=EXAMPLES, min_similarity=0.0), question) == expected
+    match = MockLLM(examples=EXAMPLES).nearest(question)
+    assert match is not None
+    assert match.sql == expected
+    assert 0.0 < match.similarity <= 1.0
+
+
+def test_by_default_only_a_close_question_is_answered() -> None:
+    llm = MockLLM(examples=EXAMPLES)
+    for question, sql in EXAMPLES:
+        assert ask(llm, question) == sql
+        assert ask(llm, f"  {question.upper().rstrip('?.')}  ") == sql
+    # Function words reworded: still the same question.
+    assert ask(llm, "How many employees are there") == EXAMPLES[0][1]
+    assert ask(llm, "who are the employees that work on the Apollo project?") == EXAMPLES[8][1]
+    # One content word changed, a negation added, or off topic: refused, naming the nearest.
+    for question in (
+        "How many departments are there?",
+        "Which projects have no budget over 100000?",
+        "What is the weather in Paris tomorrow?",
+    ):
+        with pytest.raises(LLMError, match=r"no stored example matches .* closely enough") as info:
+            ask(llm, question)
+        message = str(info.value)
+        assert "similarity 0." in message
+        assert "needs 0.90" in message
+        assert "--llm openai:BASE_URL --model NAME" in message
+        assert "sqlagent examples add" in message
+
+
+def test_the_threshold_is_configurable_and_checked() -> None:
+    question = "How many departments are there?"
+    match = MockLLM(examples=EXAMPLES).nearest(question)
+    assert match is not None
+    assert match.question == EXAMPLES[0][0]
+    below = MockLLM(examples=EXAMPLES, min_similarity=match.similarity)
+    assert ask(below, question) == EXAMPLES[0][1]
+    above = MockLLM(examples=EXAMPLES, min_similarity=min(1.0, match.similarity + 0.01))
+    with pytest.raises(LLMError, match="closely enough"):
+        ask(above, question)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="between 0 and 1"):
+            MockLLM(examples=EXAMPLES, min_similarity=bad)
+
+
+def test_words_no_example_uses_count_against_the_match() -> None:
+    # Before, words unknown to the examples were dropped, so "What is the weather in Paris
+    # tomorrow?" looked like the examples' "What is ..." questions alone.
+    llm = MockLLM(examples=EXAMPLES)
+    plain = llm.nearest("What is the total payroll amount?")
+    padded = llm.nearest("What is the total payroll amount in Paris tomorrow?")
+    assert plain is not None
+    assert padded is not None
+    assert padded.similarity < plain.similarity
+
+
+def test_explain_names_the_reused_example_only_for_its_own_answers() -> None:
+    llm = MockLLM(examples=EXAMPLES)
+    messages = [Message.user("how many employees are there")]
+    output = llm.complete(messages)
+    reused = llm.explain(messages, output)
+    assert reused is not None
+    assert (reused.question, reused.sql) == EXAMPLES[0]
+    assert 0.9 <= reused.similarity <= 1.0
+    assert reused.to_dict()["question"] == EXAMPLES[0][0]
+    assert llm.explain(messages, "```sql\nSELECT 2\n```") is None  # another backend's answer
+    assert llm.explain([Message.user("weather in Paris")], output) is None
+    assert MockLLM(responses={"q": "SELECT 1"}).explain([Message.user("q")], output) is None
 
 
 def test_examples_are_deterministic_and_ties_go_to_the_first() -> None:
@@ -70,10 +138,14 @@ def test_examples_are_deterministic_and_ties_go_to_the_first() -> None:
 
 def test_no_similar_example_uses_the_default_or_raises() -> None:
     assert ask(MockLLM(examples=EXAMPLES, default="SELECT 0"), "zzz qqq") == "SELECT 0"
-    with pytest.raises(LLMError, match="no stored answer matches the question 'zzz qqq'"):
+    with pytest.raises(LLMError, match=r"no stored example matches 'zzz qqq' \(none shares a word"):
         MockLLM(examples=EXAMPLES).complete([Message.user("zzz qqq")])
-    with pytest.raises(LLMError, match="no stored answer"):
-        MockLLM(examples=[]).complete([Message.user("how many employees")])
+    empty = MockLLM(examples=[])
+    assert empty.example_count == 0
+    with pytest.raises(LLMError, match="no stored example matches: there are none"):
+        empty.complete([Message.user("how many employees")])
+    assert MockLLM(examples=EXAMPLES).example_count == len(EXAMPLES)
+    assert MockLLM(responses={}).example_count is None
 
 
 def test_responses_exact_then_longest_contained_key() -> None:

@@ -92,9 +92,10 @@ def test_nothing_heavy_is_imported_or_loaded_before_first_use() -> None:
     code = (
         "import sys, sqlagent.retrieval as r;"
         "e = r.SentenceTransformerEmbedder(); r.default_embedder(); r.RetrievalIndex;"
+        "r.OnnxEmbedder('/nonexistent'); r.default_embedder('/nonexistent');"
         "r.ChromaVectorStore; r.InMemoryVectorStore(use_numpy=False);"
-        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb')"
-        " if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb',"
+        " 'onnxruntime', 'tokenizers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
