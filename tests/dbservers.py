@@ -95,3 +95,18 @@ def copy_sqlite(sqlite_path: Path, url: str) -> None:
                     conn.execute(table.insert(), data)
     finally:
         engine.dispose()
+
+
+def create_items(url: str, names: list[str]) -> None:
+    """Create table ``items (id, name)`` in the database at ``url``, one row per name (ids from 0):
+    the small table the executor's tests read, write and overflow."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
+            conn.execute(
+                sa.text("INSERT INTO items VALUES (:id, :name)"),
+                [{"id": i, "name": name} for i, name in enumerate(names)],
+            )
+    finally:
+        engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -99,6 +100,25 @@ class ResultMeter:
         self.total += row_bytes(row)
         if self.total > self._limits.max_result_bytes:
             raise ResultTooLargeError(too_large_message(self._limits))
+
+
+def take_rows(
+    rows: Iterable[tuple[Any, ...]], limits: Limits
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """Rows as they arrive from a cursor: each counted by a :class:`ResultMeter` before it is
+    kept, and at most ``max_rows + 1`` kept (the extra one says the result was truncated).
+
+    Returns the rows kept and whether ``rows`` ran out (``False``: stopped at the cap, with rows
+    left unread on the connection).
+    """
+    meter = ResultMeter(limits)
+    kept: list[tuple[Any, ...]] = []
+    for row in rows:
+        meter.add(row)
+        kept.append(row)
+        if len(kept) > limits.max_rows:
+            return kept, False
+    return kept, True
 
 
 def too_large_message(limits: Limits, *, what: str = "the result") -> str:

@@ -64,11 +64,11 @@ from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError, Read
 from sqlagent.execution._base import (
     Fetched,
     Limits,
-    ResultMeter,
     Session,
     not_a_query_message,
     one_line,
     read_only_message,
+    take_rows,
     timeout_message,
 )
 
@@ -147,15 +147,10 @@ class MySQLBackend:
                 if cursor.description is None:  # cannot happen after the check above
                     raise ReadOnlyViolationError(not_a_query_message("it returned no result set"))
                 columns = tuple(str(d[0]) for d in cursor.description)
-                meter = ResultMeter(limits)
-                while (row := cursor.fetchone()) is not None:
-                    meter.add(row)
-                    rows.append(tuple(row))
-                    if len(rows) > limits.max_rows:
-                        truncated = True
-                        break
-                else:
-                    drained = True
+                rows, drained = take_rows(
+                    (tuple(row) for row in iter(cursor.fetchone, None)), limits
+                )
+                truncated = not drained
             finally:
                 if drained:
                     session.quietly(cursor.close)

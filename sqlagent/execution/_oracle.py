@@ -33,10 +33,10 @@ from sqlagent.errors import ExecutionError, QueryTimeoutError, ReadOnlyViolation
 from sqlagent.execution._base import (
     Fetched,
     Limits,
-    ResultMeter,
     Session,
     one_line,
     read_only_message,
+    take_rows,
     timeout_message,
 )
 
@@ -93,13 +93,7 @@ class OracleBackend:
                 if cursor.description is None:
                     raise ReadOnlyViolationError(read_only_message("the statement was not a query"))
                 columns = tuple(str(d[0]) for d in cursor.description)
-                meter = ResultMeter(limits)
-                rows = []
-                for row in cursor:  # arraysize rows per round trip
-                    meter.add(row)
-                    rows.append(row)
-                    if len(rows) > limits.max_rows:
-                        break
+                rows, _ = take_rows(cursor, limits)  # arraysize rows per round trip
             finally:
                 session.quietly(cursor.close)
         except self._error as exc:

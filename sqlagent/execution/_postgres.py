@@ -75,11 +75,11 @@ from sqlagent.errors import (
 from sqlagent.execution._base import (
     Fetched,
     Limits,
-    ResultMeter,
     Session,
     not_a_query_message,
     one_line,
     read_only_message,
+    take_rows,
     timeout_message,
     too_large_message,
 )
@@ -246,17 +246,10 @@ def _bounded(text: str, shape: _Shape, limits: Limits) -> str:
 def _stream(
     cur: psycopg.Cursor[tuple[Any, ...]], query: str, shape: _Shape, limits: Limits, *, extra: int
 ) -> Fetched:
-    rows: list[tuple[Any, ...]] = []
-    meter = ResultMeter(limits)
     # A generator, though typed as an Iterator: closing it early cancels the query.
     stream = cast(Generator[tuple[Any, ...], None, None], cur.stream(query))
     try:
-        for row in stream:
-            kept = row[: len(row) - extra]
-            meter.add(kept)
-            rows.append(kept)
-            if len(rows) > limits.max_rows:
-                break
+        rows, _ = take_rows((row[: len(row) - extra] for row in stream), limits)
     finally:
         stream.close()  # cancels a query that still has rows to send
     return Fetched(shape.names, tuple(rows[: limits.max_rows]), len(rows) > limits.max_rows)

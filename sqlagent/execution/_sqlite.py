@@ -53,10 +53,10 @@ from sqlagent.errors import (
 from sqlagent.execution._base import (
     Fetched,
     Limits,
-    ResultMeter,
     Session,
     one_line,
     read_only_message,
+    take_rows,
     timeout_message,
     too_large_message,
 )
@@ -203,12 +203,7 @@ class SQLiteBackend:
             cursor.execute(sql)
             columns = tuple(str(d[0]) for d in cursor.description or ())
             if cursor.description:
-                meter = ResultMeter(limits)
-                for row in cursor:
-                    meter.add(row)
-                    rows.append(row)
-                    if len(rows) > limits.max_rows:
-                        break
+                rows, _ = take_rows(cursor, limits)
         except sqlite3.Error as exc:
             raise _translate(exc, guard, limits) from exc
         finally:

@@ -115,8 +115,9 @@ class MockLLM:
         question = self._question(messages)
         if self._index is not None:
             match = self._index.nearest(question)
-            if match is not None and match.similarity >= self.min_similarity:
-                return _fenced(match.sql)
+            usable = self._usable(match)
+            if usable is not None:
+                return _fenced(usable.sql)
             if self.default is not None:
                 return _fenced(self.default)
             raise LLMError(self._no_example_message(question, match))
@@ -155,10 +156,12 @@ class MockLLM:
         so it is safe with concurrent callers."""
         if self._index is None:
             return None
-        match = self._index.nearest(self._question(messages))
-        if match is None or match.similarity < self.min_similarity:
-            return None
-        return match if output == _fenced(match.sql) else None
+        usable = self._usable(self._index.nearest(self._question(messages)))
+        return usable if usable is not None and output == _fenced(usable.sql) else None
+
+    def _usable(self, match: ReusedExample | None) -> ReusedExample | None:
+        """``match`` when ``examples`` mode answers with it (the one threshold test)."""
+        return match if match is not None and match.similarity >= self.min_similarity else None
 
     def _no_example_message(self, question: str, match: ReusedExample | None) -> str:
         asked = _excerpt(question)

