@@ -11,14 +11,18 @@ attempt is kept in the answer and in the request's single audit event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
+
+import sqlglot
+from sqlglot import exp
 
 from sqlagent import prompt
 from sqlagent._assembly import (
@@ -58,9 +62,9 @@ from sqlagent.llm import (
 from sqlagent.memory import ExampleStore
 from sqlagent.retrieval import Retrieval, RetrievalIndex
 from sqlagent.safety import Guard, Policy
-from sqlagent.types import Answer, Attempt, Example, ReusedExample, Status
+from sqlagent.types import Answer, Attempt, Example, ReusedExample, Status, Turn, Verdict
 
-__all__ = ["SQLAgent"]
+__all__ = ["Conversation", "SQLAgent"]
 
 _log = logging.getLogger("sqlagent.agent")
 
@@ -68,6 +72,12 @@ T = TypeVar("T")
 
 #: The error of an answer to an empty question (nothing was retrieved, asked or run).
 EMPTY_QUESTION = "the question is empty: ask something"
+#: How many earlier questions join the current one in the retrieval query of a follow-up.
+_RETRIEVAL_TURNS = 2
+
+#: An earlier turn as :meth:`SQLAgent.ask` accepts it: a :class:`Turn`, an :class:`Answer`
+#: (its question and the SQL that ran) or a mapping ``{"question", "sql"}``.
+HistoryItem = Turn | Answer | Mapping[str, Any]
 
 
 @dataclass
@@ -77,6 +87,11 @@ class _Run:
     question: str
     role: str | None
     request_id: str
+    name: str = "ask"
+    history: tuple[Turn, ...] = ()  # bounded: what the prompt shows
+    turn: int | None = None  # this question's number in its conversation (1 = first)
+    conversation_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)  # the caller's audit fields
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
@@ -185,14 +200,30 @@ class SQLAgent:
 
     # -- the pipeline -----------------------------------------------------------------------------
     def ask(
-        self, question: str, *, role: str | None = None, request_id: str | None = None
+        self,
+        question: str,
+        *,
+        role: str | None = None,
+        request_id: str | None = None,
+        history: Sequence[HistoryItem] = (),
+        conversation_id: str | None = None,
+        audit_context: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Answer ``question`` as ``role`` (the policy's default role when ``None``).
+
+        ``history`` holds the earlier turns of a conversation, oldest first (:class:`Turn`,
+        :class:`Answer` or ``{"question", "sql"}``): their questions and SQL, never their rows,
+        go into the prompt, bounded by ``history_turns``/``history_tokens``, and the recent
+        questions join this one in retrieval, so "and only for Engineering?" can be answered.
+        History is the caller's: pass only turns asked under the same role (a
+        :class:`Conversation` keeps them for you). ``conversation_id`` and the turn number go
+        into the audit event, with ``audit_context`` (e.g. ``{"interface": "mcp",
+        "client": ...}``; it cannot replace the event's own fields).
 
         An empty (or blank) question fails at once: no retrieval, no model call, no SQL; its
         answer and audit event say so.
         """
-        run = _Run(question, role, request_id or new_request_id())
+        run = self._new_run(question, role, request_id, history, conversation_id, audit_context)
         if not question.strip():
             run.error = EMPTY_QUESTION
             return self._finish(run)
@@ -212,10 +243,17 @@ class SQLAgent:
         return self._finish(run)
 
     async def aask(
-        self, question: str, *, role: str | None = None, request_id: str | None = None
+        self,
+        question: str,
+        *,
+        role: str | None = None,
+        request_id: str | None = None,
+        history: Sequence[HistoryItem] = (),
+        conversation_id: str | None = None,
+        audit_context: Mapping[str, Any] | None = None,
     ) -> Answer:
         """:meth:`ask` for asyncio: the model call is awaited, blocking steps run in threads."""
-        run = _Run(question, role, request_id or new_request_id())
+        run = self._new_run(question, role, request_id, history, conversation_id, audit_context)
         if not question.strip():
             run.error = EMPTY_QUESTION
             return await asyncio.to_thread(self._finish, run)
@@ -238,9 +276,15 @@ class SQLAgent:
         return await asyncio.to_thread(self._finish, run)
 
     def prompt_for(
-        self, question: str, *, role: str | None = None, leave_out: str | None = None
+        self,
+        question: str,
+        *,
+        role: str | None = None,
+        leave_out: str | None = None,
+        history: Sequence[HistoryItem] = (),
     ) -> list[Message]:
-        """The first prompt :meth:`ask` would send the model for ``question`` as ``role``.
+        """The first prompt :meth:`ask` would send the model for ``question`` as ``role``
+        (after ``history``).
 
         Same role view (with sample values), same retrieval (tables, few-shot examples, notes),
         same renderer; no model call, no audit event. ``sqlagent train`` builds its records
@@ -248,12 +292,45 @@ class SQLAgent:
         examples asking that question (whitespace and case aside): a training item must not
         see its own answer among the examples.
         """
-        return self._prepare(_Run(question, role, new_request_id()), leave_out=leave_out)
+        run = self._new_run(question, role, None, history, None, None)
+        return self._prepare(run, leave_out=leave_out)
+
+    def conversation(
+        self, *, role: str | None = None, conversation_id: str | None = None
+    ) -> Conversation:
+        """A conversation as ``role``: each :meth:`Conversation.ask` sees the turns before it."""
+        return Conversation(self, role=role, conversation_id=conversation_id)
+
+    def _new_run(
+        self,
+        question: str,
+        role: str | None,
+        request_id: str | None,
+        history: Sequence[HistoryItem],
+        conversation_id: str | None,
+        audit_context: Mapping[str, Any] | None,
+    ) -> _Run:
+        turns = [_as_turn(item) for item in history]
+        bounded = prompt.bound_history(
+            turns, max_turns=self.config.history_turns, max_tokens=self.config.history_tokens
+        )
+        conversing = bool(turns) or conversation_id is not None
+        return _Run(
+            question,
+            role,
+            request_id or new_request_id(),
+            history=tuple(bounded),
+            turn=len(turns) + 1 if conversing else None,
+            conversation_id=conversation_id,
+            context=dict(audit_context or {}),
+        )
 
     def _prepare(self, run: _Run, *, leave_out: str | None = None) -> list[Message]:
         """Role view, retrieval and the first prompt."""
         view = run.view = run.timed("authorize", self._view, run.role)
-        found = run.retrieval = run.timed("retrieve", self._retrieve, run.question, view)
+        found = run.retrieval = run.timed(
+            "retrieve", self._retrieve, _retrieval_query(run), view, run.history
+        )
         examples = found.examples
         if leave_out is not None:
             key = _same_question(leave_out)
@@ -270,6 +347,7 @@ class SQLAgent:
             dialect=self.dialect,
             examples=examples,
             docs=found.docs,
+            history=run.history,
         )
 
     def _attempt(
@@ -356,14 +434,27 @@ class SQLAgent:
 
     def _event(self, answer: Answer, run: _Run) -> AuditEvent:
         verdict = answer.verdict
+        extra: dict[str, Any] = {**run.context, "status": answer.status}
+        if run.name == "ask":
+            extra["llm"] = llm_name(self.llm)
+            extra["attempts"] = [a.to_dict() for a in answer.attempts]
+            extra["retrieved_tables"] = list(answer.tables)
+        extra["timings_ms"] = dict(run.timings)
+        if run.role != answer.role:
+            extra["requested_role"] = run.role
+        if run.conversation_id is not None:
+            extra["conversation_id"] = run.conversation_id
+        if run.turn is not None:
+            extra["turn"] = run.turn
+            extra["history_turns"] = len(run.history)
         return AuditEvent(
-            name="ask",
+            name=run.name,
             verdict={"answered": "allowed", "rejected": "rejected"}.get(answer.status, "error"),
             request_id=run.request_id,
             role=answer.role,
             policy_mode="policy" if self.policy is not None else "single_user",
             dialect=self.dialect,
-            question=run.question,
+            question=run.question if run.name == "ask" else None,
             sql_in=run.attempts[-1].sql if run.attempts else None,
             sql_out=answer.sql,
             violations=tuple(v.to_dict() for v in verdict.violations) if verdict else (),
@@ -373,14 +464,7 @@ class SQLAgent:
             row_count=answer.row_count if answer.ok else None,
             latency_ms=run.timings["total"],
             error=answer.error,
-            extra={
-                "status": answer.status,
-                "llm": llm_name(self.llm),
-                "attempts": [a.to_dict() for a in answer.attempts],
-                "retrieved_tables": list(answer.tables),
-                "timings_ms": dict(run.timings),
-                **({"requested_role": run.role} if run.role != answer.role else {}),
-            },
+            extra=extra,
         )
 
     # -- role views and retrieval -----------------------------------------------------------------
@@ -399,18 +483,141 @@ class SQLAgent:
                 self._views[key] = view
         return view
 
-    def _retrieve(self, question: str, view: RoleView) -> Retrieval:
+    def _retrieve(
+        self, question: str, view: RoleView, history: Sequence[Turn] = (), k: int | None = None
+    ) -> Retrieval:
         if self.retrieval is None:  # retrieval off: the whole view, no examples, no notes
             names = view.catalog.table_names
             return Retrieval(
                 question, names, (0.0,) * len(names), (), (), (), complete=True, elapsed_ms=0.0
             )
         try:
-            return self.retrieval.retrieve(question, view.catalog, masked=view.masked)
+            found = self.retrieval.retrieve(question, view.catalog, masked=view.masked, k=k)
         except SqlAgentError:
             raise
         except Exception as exc:  # the embedder or the store (a chroma server down)
             raise RetrievalError(f"schema retrieval failed: {_describe(exc)}") from exc
+        # A follow-up refines the earlier SQL: the tables it read stay in the prompt.
+        earlier = [t for t in self._tables_of(history, view) if t not in found.tables]
+        if not earlier:
+            return found
+        return dataclasses.replace(
+            found,
+            tables=(*found.ranked, *earlier, *found.expanded),
+            scores=(
+                *found.scores[: len(found.ranked)],
+                *(0.0,) * len(earlier),
+                *found.scores[len(found.ranked) :],
+            ),
+            complete=False,
+        )
+
+    def _tables_of(self, history: Sequence[Turn], view: RoleView) -> list[str]:
+        """The view's tables that the history's SQL reads (most recent turn first)."""
+        names: list[str] = []
+        for turn in reversed(history):
+            if not turn.sql:
+                continue
+            try:
+                tree = sqlglot.parse_one(turn.sql, read=self.dialect)
+            except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+                continue  # a caller's history is only a hint for retrieval
+            for node in tree.find_all(exp.Table):
+                table = view.catalog.table(node.name)
+                if table is not None and table.name not in names:
+                    names.append(table.name)
+        return names
+
+    # -- tools: the agent's steps one at a time (the MCP server's tools) ---------------------------
+    def view(self, role: str | None = None) -> RoleView:
+        """What ``role`` may see: its catalog (sample values only where it reads them in
+        clear) and its masked columns. Hidden tables and columns are not in it at all."""
+        return self._view(role)
+
+    def search_schema(
+        self,
+        question: str,
+        *,
+        role: str | None = None,
+        k: int | None = None,
+        history: Sequence[HistoryItem] = (),
+    ) -> Retrieval:
+        """The retrieval step alone: the tables, examples and notes the prompt for
+        ``question`` would carry (``k`` tables ranked; default: the configured number)."""
+        run = self._new_run(question, role, None, history, None, None)
+        view = self._view(role)
+        return self._retrieve(_retrieval_query(run), view, run.history, k)
+
+    def check_sql(
+        self,
+        sql: str,
+        *,
+        role: str | None = None,
+        request_id: str | None = None,
+        audit_context: Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """The guard's verdict on ``sql`` for ``role`` (nothing runs), recorded as one audit
+        event (name ``"validate"``)."""
+        start = time.perf_counter()
+        access = self.guard.access(role)
+        verdict = self.guard.check(sql, role=role)
+        info: dict[str, Any] = dict(audit_context or {})
+        if role is not None and access is not None and role != access.role:
+            info["requested_role"] = role
+        self.auditor.emit(
+            AuditEvent(
+                name="validate",
+                verdict="allowed" if verdict.allowed else "rejected",
+                request_id=request_id or new_request_id(),
+                role=verdict.role if access is not None else role,
+                policy_mode=verdict.policy_mode,
+                dialect=self.dialect,
+                sql_in=sql,
+                sql_out=verdict.sql,
+                violations=tuple(v.to_dict() for v in verdict.violations),
+                tables=verdict.tables,
+                columns=verdict.columns,
+                masked_columns=verdict.masked_columns,
+                latency_ms=round((time.perf_counter() - start) * 1000, 3),
+                extra=info,
+            )
+        )
+        return verdict
+
+    def run_sql(
+        self,
+        sql: str,
+        *,
+        role: str | None = None,
+        max_rows: int | None = None,
+        request_id: str | None = None,
+        audit_context: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        """Run SQL written by a caller (not by the model) the way :meth:`ask` runs the
+        model's: the guard for ``role``, then the read-only executor with its timeout, row cap
+        and size cap; one audit event (name ``"run_sql"``). ``max_rows`` lowers the row cap
+        for this call (never raises it). The answer's ``question`` is empty; a refusal is a
+        ``rejected`` answer whose ``verdict.feedback()`` says why and what to use instead."""
+        run = _Run("", role, request_id or new_request_id(), name="run_sql")
+        run.context = dict(audit_context or {})
+        try:
+            view = run.view = run.timed("authorize", self._view, role)
+            verdict = run.timed("validate", self.guard.check, sql, role=view.role or role)
+            error = None
+            if verdict.allowed and verdict.sql is not None:
+                try:
+                    result = run.timed("execute", self.executor.run, verdict.sql)
+                except ReadOnlyViolationError:
+                    run.attempts.append(Attempt(1, sql, sql, verdict, None))
+                    raise
+                except ExecutionError as exc:
+                    error = str(exc)
+                else:
+                    run.result = _capped(result, max_rows)
+            run.attempts.append(Attempt(1, sql, sql, verdict, error))
+        except Exception as exc:  # every call ends in an answer and one audit event
+            run.error = _describe(exc)
+        return self._finish(run)
 
     # -- maintenance ------------------------------------------------------------------------------
     def build_index(
@@ -470,6 +677,61 @@ class SQLAgent:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Conversation:
+    """Follow-up questions as one role: each :meth:`ask` gets the turns before it as history.
+
+    The turns live in this object only (questions and the SQL that ran, never rows) and are
+    only ever this role's. ``id`` (given, or a new one) is recorded in every turn's audit event
+    with the turn number. Not meant to be shared between threads; make one per user session.
+    """
+
+    def __init__(
+        self, agent: SQLAgent, *, role: str | None = None, conversation_id: str | None = None
+    ) -> None:
+        self.agent = agent
+        self.role = role
+        self.id = conversation_id or new_request_id()
+        self.turns: list[Turn] = []
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        answer = self.agent.ask(
+            question, role=self.role, history=self.turns, conversation_id=self.id, **kwargs
+        )
+        self.turns.append(answer.as_turn())
+        return answer
+
+    async def aask(self, question: str, **kwargs: Any) -> Answer:
+        answer = await self.agent.aask(
+            question, role=self.role, history=list(self.turns), conversation_id=self.id, **kwargs
+        )
+        self.turns.append(answer.as_turn())
+        return answer
+
+
+def _as_turn(item: HistoryItem) -> Turn:
+    if isinstance(item, Turn):
+        return item
+    if isinstance(item, Answer):
+        return item.as_turn()
+    try:
+        return Turn.from_dict(dict(item))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"history: {exc}") from exc
+
+
+def _retrieval_query(run: _Run) -> str:
+    """What retrieval embeds: the question, after the most recent earlier questions."""
+    recent = [t.question for t in run.history[-_RETRIEVAL_TURNS:]]
+    return " ".join([*recent, run.question]) if recent else run.question
+
+
+def _capped(result: ExecutionResult, max_rows: int | None) -> ExecutionResult:
+    if max_rows is None or len(result.rows) <= max_rows:
+        return result
+    rows = result.rows[:max_rows]
+    return dataclasses.replace(result, rows=rows, row_count=len(rows), truncated=True)
 
 
 def _source(llm: LLM, messages: Sequence[Message], output: str) -> tuple[str, ReusedExample | None]:

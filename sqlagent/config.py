@@ -216,6 +216,11 @@ class AgentConfig(_Frozen):
     # (0-1); None: MockLLM.DEFAULT_MIN_SIMILARITY (0.9). Lower it to let the mock guess.
     mock_min_similarity: float | None = pydantic.Field(default=None, ge=0.0, le=1.0)
     max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
+    # Follow-up questions: at most this many earlier turns (question + SQL, never rows), and at
+    # most this many prompt tokens of them (prompt.count_tokens), go into a prompt; oldest first
+    # out. 0 turns: every question is asked on its own.
+    history_turns: int = pydantic.Field(default=6, ge=0, le=50)
+    history_tokens: int = pydantic.Field(default=1500, ge=0)
     examples: Path | None = None  # JSONL few-shot memory
     docs: tuple[Path, ...] = ()  # Markdown business glossary
     sample_values: int = pydantic.Field(

@@ -20,10 +20,12 @@ from sqlglot import exp
 from sqlagent.catalog import Catalog, Table
 from sqlagent.dialects import RESERVED_WORDS, resolve_dialect
 from sqlagent.llm import Message
-from sqlagent.types import Example
+from sqlagent.types import Example, Turn
 
 __all__ = [
+    "COMPATIBLE_PROMPT_FORMATS",
     "PROMPT_FORMAT_VERSION",
+    "bound_history",
     "build_messages",
     "correction_messages",
     "count_tokens",
@@ -34,7 +36,11 @@ __all__ = [
 ]
 
 #: Bump on any change to what the functions below render.
-PROMPT_FORMAT_VERSION = "sqlagent-prompt/1"
+PROMPT_FORMAT_VERSION = "sqlagent-prompt/2"
+#: Formats whose adapters still match this renderer. Version 2 added the conversation section
+#: (present only when a question has history); a single question renders byte for byte as in
+#: version 1, so a version-1 adapter is still shown exactly what it learned for single turns.
+COMPATIBLE_PROMPT_FORMATS = frozenset({"sqlagent-prompt/1", PROMPT_FORMAT_VERSION})
 
 _DIALECT_NAMES = {
     "sqlite": "SQLite",
@@ -52,6 +58,12 @@ _DIALECT_HINTS = {
     ),
 }
 _QUESTION_HEADING = "### Question\n"
+_HISTORY_HEADING = "### Conversation so far\n"
+_HISTORY_RULE = (
+    "- The question may follow up on the conversation so far: read it in that context, and "
+    "write a query that answers it on its own."
+)
+_NO_QUERY = "(no query ran)"
 _MASKED_NOTE = "masked for you: may be selected (shows '***'), never filtered, joined or sorted on"
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -146,15 +158,19 @@ def build_messages(
     dialect: str,
     examples: Sequence[Example] = (),
     docs: Sequence[str] = (),
+    history: Sequence[Turn] = (),
 ) -> list[Message]:
-    """The chat messages for one question: instructions, then schema, notes, examples, question."""
+    """The chat messages for one question: instructions, then schema, notes, examples, the
+    conversation so far (``history``, oldest first: each earlier question with the SQL that
+    answered it, never rows; bound it first with :func:`bound_history`), question."""
     dialect = resolve_dialect(dialect)
     system = (
         f"You write {_DIALECT_NAMES[dialect]} SQL that answers questions about a database.\n"
         "- Write exactly one read-only query (SELECT, or WITH ... SELECT); never change data.\n"
         "- Use only the tables and columns of the schema; never guess other names.\n"
         f"- {_DIALECT_HINTS[dialect]}\n"
-        "- Answer with the SQL in one ```sql code block and nothing else."
+        + (f"{_HISTORY_RULE}\n" if history else "")
+        + "- Answer with the SQL in one ```sql code block and nothing else."
     )
     sections = [f"### Schema\n{schema.strip()}"]
     if docs:
@@ -164,8 +180,30 @@ def build_messages(
             f"Question: {_one_line(e.question)}\n{render_answer(e.sql)}" for e in examples
         )
         sections.append(f"### Examples\n{shots}")
+    if history:
+        turns = "\n\n".join(
+            f"Question: {_one_line(t.question)}\n" + (render_answer(t.sql) if t.sql else _NO_QUERY)
+            for t in history
+        )
+        sections.append(_HISTORY_HEADING + turns)
     sections.append(_QUESTION_HEADING + _one_line(question))
     return [Message.system(system), Message.user("\n\n".join(sections))]
+
+
+def bound_history(turns: Sequence[Turn], *, max_turns: int, max_tokens: int) -> list[Turn]:
+    """The most recent ``turns`` that fit: at most ``max_turns`` of them and at most
+    ``max_tokens`` (:func:`count_tokens`) together, oldest dropped first; a turn that does not
+    fit ends the history there (nothing older is kept around a gap)."""
+    kept: list[Turn] = []
+    budget = max_tokens
+    for turn in reversed(turns[-max_turns:] if max_turns > 0 else []):
+        cost = count_tokens(turn.question) + count_tokens(turn.sql or _NO_QUERY)
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(turn)
+    kept.reverse()
+    return kept
 
 
 def correction_messages(answer: str, feedback: str) -> list[Message]:

@@ -16,6 +16,7 @@ __all__ = [
     "Example",
     "ReusedExample",
     "Status",
+    "Turn",
     "Verdict",
     "Violation",
     "ViolationCode",
@@ -192,6 +193,37 @@ Status = Literal["answered", "rejected", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier turn of a conversation, as the next question's prompt shows it: the question
+    and the SQL that answered it (``None`` when no query ran). Never its rows: a follow-up is
+    answered by new SQL, and rows read under one role never reach a prompt."""
+
+    question: str
+    sql: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "sql": self.sql}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Turn:
+        """A turn from ``{"question", "sql"?}`` (or a bare question string); raises
+        :class:`ValueError` naming what is wrong."""
+        if isinstance(data, str):
+            data = {"question": data}
+        if not isinstance(data, dict):
+            raise ValueError("a history turn is an object with 'question' (and 'sql')")
+        question, sql = data.get("question"), data.get("sql")
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("a history turn needs a non-empty 'question'")
+        if sql is not None and not isinstance(sql, str):
+            raise ValueError("a history turn's 'sql' must be a string or null")
+        unknown = set(data) - {"question", "sql"}
+        if unknown:
+            raise ValueError(f"unknown key(s) in a history turn: {', '.join(sorted(unknown))}")
+        return cls(question.strip(), sql.strip() if sql and sql.strip() else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The agent's answer to one question.
 
@@ -249,6 +281,10 @@ class Answer:
     def masked(self) -> bool:
         """Answered with some columns masked for this role."""
         return self.ok and bool(self.masked_columns)
+
+    def as_turn(self) -> Turn:
+        """This answer as a conversation turn: its question and the SQL that ran (if any)."""
+        return Turn(self.question, self.sql)
 
     def to_dict(self) -> dict[str, Any]:
         verdict = self.verdict

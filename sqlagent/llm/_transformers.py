@@ -231,7 +231,7 @@ def _sampled_digest(path: Path, size: int) -> str:
 
 def _check_adapter_manifest(adapter: Path, base: Path) -> None:
     """Refuse an adapter trained on another prompt format or another base model."""
-    from sqlagent.prompt import PROMPT_FORMAT_VERSION
+    from sqlagent.prompt import COMPATIBLE_PROMPT_FORMATS, PROMPT_FORMAT_VERSION
 
     path = adapter / ADAPTER_MANIFEST
     if not path.is_file():
@@ -251,7 +251,7 @@ def _check_adapter_manifest(adapter: Path, base: Path) -> None:
             f"the adapter manifest '{path}' has format {found!r}, expected {_ADAPTER_FORMAT!r}"
         )
     prompt_format = manifest.get("prompt_format")
-    if prompt_format != PROMPT_FORMAT_VERSION:
+    if prompt_format not in COMPATIBLE_PROMPT_FORMATS:
         raise ConfigError(
             f"the adapter at '{adapter}' was trained on prompt format {prompt_format!r}, but this "
             f"sqlagent renders {PROMPT_FORMAT_VERSION!r}: retrain it with this version"
