@@ -49,7 +49,7 @@ from sqlagent.errors import (
     RetrievalError,
     SqlAgentError,
 )
-from sqlagent.execution import ExecutionResult
+from sqlagent.execution import ExecutionResult, Executor, ReadOnlyExecutor
 from sqlagent.llm import (
     LLM,
     FallbackLLM,
@@ -92,6 +92,7 @@ class _Run:
     turn: int | None = None  # this question's number in its conversation (1 = first)
     conversation_id: str | None = None
     context: dict[str, Any] = field(default_factory=dict)  # the caller's audit fields
+    state: _Snapshot | None = None  # what the request reads: one snapshot throughout
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
@@ -112,12 +113,30 @@ class _Run:
         self.timings[stage] = round(self.timings.get(stage, 0.0) + spent, 3)
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything that depends on the catalog, replaced as a whole (one attribute assignment)
+    by :meth:`SQLAgent.refresh` and :meth:`SQLAgent.add_example`: a request reads one snapshot
+    from start to end, never a new guard with an old retrieval index. ``views`` fills lazily
+    (under the agent's lock) with each role's view of this snapshot's catalog."""
+
+    catalog: Catalog
+    guard: Guard
+    retrieval: RetrievalIndex | None
+    views: dict[str | None, RoleView] = field(default_factory=dict)
+
+
 class SQLAgent:
     """Answers questions over one database with SQL written by ``llm`` and judged by the guard.
 
     Build it from an :class:`~sqlagent.config.AgentConfig` (or :meth:`from_file`); objects
     given as keywords replace what the config would build (an LLM of your own, a policy built in
-    code, audit sinks). Thread-safe and usable from asyncio (:meth:`aask`); close it when done.
+    code, an audit sink, an :class:`~sqlagent.execution.Executor`), as httpx's ``Client`` takes
+    a ``transport``; the agent closes the executor it is given when it closes. An executor of
+    your own is trusted to be read-only: the start-up privilege check and MariaDB detection run
+    only for a :class:`~sqlagent.execution.ReadOnlyExecutor`. Thread-safe and usable from
+    asyncio (:meth:`aask`); :meth:`refresh` swaps in a new catalog, guard and retrieval index
+    at once while requests run (each request keeps the one it started with). Close it when done.
 
     Guarantees, whatever the model writes: only SQL the safety core allows runs, on a read-only
     connection with a timeout, a row cap and a result-size cap (``max_result_bytes``); the model
@@ -137,6 +156,7 @@ class SQLAgent:
         llm: LLM | None = None,
         policy: Policy | None = None,
         audit: AuditSink | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.config = config
         self.dialect = resolve_dialect(config.dialect or dialect_from_url(config.database))
@@ -158,12 +178,15 @@ class SQLAgent:
         except BaseException:
             self.catalogs.close()
             raise
-        self.executor = build_executor(config)
+        self.executor: Executor = executor if executor is not None else build_executor(config)
         self._lock = threading.Lock()
         try:
-            check_login(self.executor, config)  # warns, or refuses a login that can write
-            #: What the guard renders SQL for (``mariadb`` on a MariaDB server).
-            self.guard_dialect = guard_dialect(config, self.executor)
+            if isinstance(self.executor, ReadOnlyExecutor):
+                check_login(self.executor, config)  # warns, or refuses a login that can write
+                #: What the guard renders SQL for (``mariadb`` on a MariaDB server).
+                self.guard_dialect = guard_dialect(config, self.executor)
+            else:  # an executor of the caller's: its connections are the caller's to vouch for
+                self.guard_dialect = resolve_dialect(config.dialect or self.dialect)
             if self.policy is not None:  # a misspelt grant silently hides what it names
                 for issue in self.policy.check_names(catalog, self.dialect):
                     _log.warning("policy: %s", issue.message)
@@ -177,18 +200,29 @@ class SQLAgent:
             raise
 
     def _load(self, catalog: Catalog) -> None:
-        """(Re)build what depends on the catalog: the guard, role views and retrieval."""
-        self.guard = Guard(
+        """(Re)build what depends on the catalog (guard, retrieval, role views) and swap it
+        in at once."""
+        guard = Guard(
             dialect=self.guard_dialect,
             catalog=catalog,
             policy=self.policy,
             config=self.config.safety_config(),
             audit=None,  # the agent records one event per question itself
         )
-        self.retrieval: RetrievalIndex | None = build_retrieval(
+        retrieval = build_retrieval(
             self.config, catalog, self.dialect, self.examples.examples, self.docs
         )
-        self._views: dict[str | None, RoleView] = {}
+        self._state = _Snapshot(catalog, guard, retrieval)
+
+    @property
+    def guard(self) -> Guard:
+        """The guard of the current catalog (replaced by :meth:`refresh`)."""
+        return self._state.guard
+
+    @property
+    def retrieval(self) -> RetrievalIndex | None:
+        """The retrieval index of the current catalog (``None``: retrieval is off)."""
+        return self._state.retrieval
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> SQLAgent:
@@ -323,13 +357,15 @@ class SQLAgent:
             turn=len(turns) + 1 if conversing else None,
             conversation_id=conversation_id,
             context=dict(audit_context or {}),
+            state=self._state,
         )
 
     def _prepare(self, run: _Run, *, leave_out: str | None = None) -> list[Message]:
         """Role view, retrieval and the first prompt."""
-        view = run.view = run.timed("authorize", self._view, run.role)
+        state = _state_of(run)
+        view = run.view = run.timed("authorize", self._view, run.role, state)
         found = run.retrieval = run.timed(
-            "retrieve", self._retrieve, _retrieval_query(run), view, run.history
+            "retrieve", self._retrieve, _retrieval_query(run), view, state, run.history
         )
         examples = found.examples
         if leave_out is not None:
@@ -372,7 +408,8 @@ class SQLAgent:
             )
             return f"{exc} Answer with one SQL query in a ```sql code block."
         repeated = any(a.sql == sql for a in run.attempts)
-        verdict = run.timed("validate", self.guard.check, sql, role=run.view.role or run.role)
+        guard = _state_of(run).guard
+        verdict = run.timed("validate", guard.check, sql, role=run.view.role or run.role)
         feedback = None
         error = None
         if not verdict.allowed or verdict.sql is None:
@@ -468,31 +505,36 @@ class SQLAgent:
         )
 
     # -- role views and retrieval -----------------------------------------------------------------
-    def _view(self, role: str | None) -> RoleView:
-        """The role's catalog (with samples where it may read plain values); cached per role."""
-        access = self.guard.access(role)
+    def _view(self, role: str | None, state: _Snapshot) -> RoleView:
+        """The role's catalog (with samples where it may read plain values); cached per role
+        in ``state``."""
+        access = state.guard.access(role)
         key = access.role if access is not None else None
         with self._lock:
-            view = self._views.get(key)
+            view = state.views.get(key)
         if view is None:
-            catalog = self.catalogs.catalog()
-            grants = access if access is not None else all_columns(catalog)
+            grants = access if access is not None else all_columns(state.catalog)
             masked = access.masked if access is not None else frozenset()
             view = RoleView(key, self.catalogs.with_samples(grants), frozenset(masked))
             with self._lock:
-                self._views[key] = view
+                state.views[key] = view
         return view
 
     def _retrieve(
-        self, question: str, view: RoleView, history: Sequence[Turn] = (), k: int | None = None
+        self,
+        question: str,
+        view: RoleView,
+        state: _Snapshot,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
     ) -> Retrieval:
-        if self.retrieval is None:  # retrieval off: the whole view, no examples, no notes
+        if state.retrieval is None:  # retrieval off: the whole view, no examples, no notes
             names = view.catalog.table_names
             return Retrieval(
                 question, names, (0.0,) * len(names), (), (), (), complete=True, elapsed_ms=0.0
             )
         try:
-            found = self.retrieval.retrieve(question, view.catalog, masked=view.masked, k=k)
+            found = state.retrieval.retrieve(question, view.catalog, masked=view.masked, k=k)
         except SqlAgentError:
             raise
         except Exception as exc:  # the embedder or the store (a chroma server down)
@@ -532,7 +574,7 @@ class SQLAgent:
     def view(self, role: str | None = None) -> RoleView:
         """What ``role`` may see: its catalog (sample values only where it reads them in
         clear) and its masked columns. Hidden tables and columns are not in it at all."""
-        return self._view(role)
+        return self._view(role, self._state)
 
     def search_schema(
         self,
@@ -545,8 +587,9 @@ class SQLAgent:
         """The retrieval step alone: the tables, examples and notes the prompt for
         ``question`` would carry (``k`` tables ranked; default: the configured number)."""
         run = self._new_run(question, role, None, history, None, None)
-        view = self._view(role)
-        return self._retrieve(_retrieval_query(run), view, run.history, k)
+        state = _state_of(run)
+        view = self._view(role, state)
+        return self._retrieve(_retrieval_query(run), view, state, run.history, k)
 
     def check_sql(
         self,
@@ -559,8 +602,9 @@ class SQLAgent:
         """The guard's verdict on ``sql`` for ``role`` (nothing runs), recorded as one audit
         event (name ``"validate"``)."""
         start = time.perf_counter()
-        access = self.guard.access(role)
-        verdict = self.guard.check(sql, role=role)
+        guard = self._state.guard
+        access = guard.access(role)
+        verdict = guard.check(sql, role=role)
         info: dict[str, Any] = dict(audit_context or {})
         if role is not None and access is not None and role != access.role:
             info["requested_role"] = role
@@ -598,11 +642,12 @@ class SQLAgent:
         and size cap; one audit event (name ``"run_sql"``). ``max_rows`` lowers the row cap
         for this call (never raises it). The answer's ``question`` is empty; a refusal is a
         ``rejected`` answer whose ``verdict.feedback()`` says why and what to use instead."""
-        run = _Run("", role, request_id or new_request_id(), name="run_sql")
+        state = self._state
+        run = _Run("", role, request_id or new_request_id(), name="run_sql", state=state)
         run.context = dict(audit_context or {})
         try:
-            view = run.view = run.timed("authorize", self._view, role)
-            verdict = run.timed("validate", self.guard.check, sql, role=view.role or role)
+            view = run.view = run.timed("authorize", self._view, role, state)
+            verdict = run.timed("validate", state.guard.check, sql, role=view.role or role)
             error = None
             if verdict.allowed and verdict.sql is not None:
                 try:
@@ -625,7 +670,8 @@ class SQLAgent:
     ) -> Iterator[str]:
         """Build or refresh the retrieval index of each role's view (every role of the policy
         by default); yields one line per view."""
-        if self.retrieval is None:
+        state = self._state
+        if state.retrieval is None:
             yield "retrieval is disabled in the configuration"
             return
         names: Sequence[str | None]
@@ -634,9 +680,9 @@ class SQLAgent:
         else:
             names = list(roles) if roles else sorted(self.policy.roles)
         for name in names:
-            view = self._view(name)
+            view = self._view(name, state)
             start = time.perf_counter()
-            self.retrieval.retriever(view.catalog, masked=view.masked, progress=progress)
+            state.retrieval.retriever(view.catalog, masked=view.masked, progress=progress)
             spent = time.perf_counter() - start
             label = f"role {view.role}" if view.role else "single-user view"
             yield f"{label}: {len(view.catalog)} tables indexed ({spent:.1f} s)"
@@ -708,6 +754,11 @@ class Conversation:
         )
         self.turns.append(answer.as_turn())
         return answer
+
+
+def _state_of(run: _Run) -> _Snapshot:
+    assert run.state is not None, "a run is made with the agent's snapshot"
+    return run.state
 
 
 def _as_turn(item: HistoryItem) -> Turn:

@@ -283,8 +283,13 @@ class Answer:
         return self.ok and bool(self.masked_columns)
 
     def as_turn(self) -> Turn:
-        """This answer as a conversation turn: its question and the SQL that ran (if any)."""
-        return Turn(self.question, self.sql)
+        """This answer as a conversation turn: its question and, when a query ran, that query
+        as the model wrote it (the guard allowed it; :attr:`sql` is the rewrite that ran, with
+        the role's derived tables and masks, which is no help to a model reading history)."""
+        if not self.ok:
+            return Turn(self.question, None)
+        written = self.attempts[-1].sql if self.attempts else None
+        return Turn(self.question, written or self.sql)
 
     def to_dict(self) -> dict[str, Any]:
         verdict = self.verdict
