@@ -1,12 +1,22 @@
 """`sqlagent serve` under concurrent, mixed-role load, on loopback, against the mock model.
 
 Builds the HR demo in a temporary folder, serves it with uvicorn on 127.0.0.1 (a free port, in
-a thread, through a real socket) and sends ``--requests`` questions from ``--clients``
-concurrent asyncio/httpx clients, each request with the API key of a role drawn at random
-(seeded): viewer, analyst, hr, admin. The questions mix the demo's questions with ones that
-read pay and contact details, so every role gets answers, masked answers and denials.
+a thread, through a real socket) and sends ``--requests`` questions per run from ``--clients``
+concurrent clients, each request with the API key of a role drawn at random (seeded): viewer,
+analyst, hr, admin. The questions mix the demo's questions with ones that read pay and contact
+details, so every role gets answers, masked answers and denials. Two kinds of client, in the
+same run and against the same server (``--client``, default both):
 
-What is checked, independently of the server (a Guard and the policy built here):
+- ``httpx``: asyncio tasks sharing one ``httpx.AsyncClient``, posting to ``/v1/chat``;
+- ``openai``: threads, each with its own official ``openai.OpenAI`` clients (one per role key),
+  calling ``chat.completions.create`` on ``/v1/chat/completions``.
+
+Each kind runs ``--repeats`` times, interleaved (httpx, openai, httpx, ...), with the same
+requests in the same repeat; requests/s is reported as the median of the repeats with their
+range. A few unmeasured requests per role warm the server up first.
+
+What is checked, independently of the server (a Guard and the policy built here), over every
+request of every run:
 
 - no cross-role leak: each answer carries its own key's role; each SQL that ran is allowed for
   that role when checked again, reads only columns that role may read, and reads no column in
@@ -14,11 +24,13 @@ What is checked, independently of the server (a Guard and the policy built here)
 - exactly one audit event per request: the JSONL audit log, read after shutdown, holds one
   line per request id the server returned, and nothing else; its hash chain verifies.
 
-Throughput and latency are client-side, over the whole run, from one run (the model is a mock,
-so they measure the server, auth, limits, validation, execution and audit, not a model).
+Throughput and latency are client-side (the model is a mock, so they measure the server, auth,
+limits, validation, execution and audit, and the client library, not a model). Client and
+server share one process and its GIL, so the figures compare clients with each other; they are
+not the server's capacity with clients on other machines.
 
-    python benchmarks/serve_bench.py [--requests N] [--clients N] [--slots N]
-        [--max-seconds S] [--seed N] [--json]
+    python benchmarks/serve_bench.py [--requests N] [--clients N] [--slots N] [--repeats N]
+        [--client httpx|openai|both] [--max-seconds S] [--seed N] [--json]
 
 With --json the last line is one JSON object of the headline figures.
 """
@@ -29,13 +41,16 @@ import argparse
 import asyncio
 import json
 import logging
+import queue
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,19 +122,28 @@ class LeakCheck:
         return found
 
 
-async def _load(
-    url: str,
-    keys: dict[str, str],
-    questions: Sequence[str],
-    args: argparse.Namespace,
-) -> tuple[list[tuple[str, float, httpx.Response]], float]:
-    rng = random.Random(args.seed)
-    jobs = [(rng.choice(ROLES), rng.choice(questions)) for _ in range(args.requests)]
-    results: list[tuple[str, float, httpx.Response]] = []
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One request as its client saw it: the answer object when the status is 200."""
+
+    role: str
+    seconds: float
+    status: int
+    request_id: str | None
+    answer: dict[str, Any] | None
+
+
+Job = tuple[str, str]  # (role, question)
+
+
+async def _load_httpx(
+    url: str, keys: dict[str, str], jobs: Sequence[Job], args: argparse.Namespace
+) -> tuple[list[Result], float]:
+    results: list[Result] = []
     deadline = time.monotonic() + args.max_seconds
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        queue: asyncio.Queue[Job] = asyncio.Queue()
         for job in jobs:
             queue.put_nowait(job)
 
@@ -132,7 +156,10 @@ async def _load(
                     json={"question": question},
                     headers={"Authorization": f"Bearer {keys[role]}"},
                 )
-                results.append((role, time.perf_counter() - start, response))
+                seconds = time.perf_counter() - start
+                answer = response.json() if response.status_code == 200 else None
+                rid = response.headers.get("X-Request-ID")
+                results.append(Result(role, seconds, response.status_code, rid, answer))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(args.clients)))
@@ -140,17 +167,80 @@ async def _load(
     return results, elapsed
 
 
+def _load_openai(
+    url: str, keys: dict[str, str], jobs: Sequence[Job], args: argparse.Namespace
+) -> tuple[list[Result], float]:
+    """``--clients`` threads, each with its own OpenAI clients (made before the clock starts)."""
+    import openai
+
+    pending: queue.SimpleQueue[Job] = queue.SimpleQueue()
+    for job in jobs:
+        pending.put(job)
+    results: list[Result] = []  # list.append is atomic
+    ready = threading.Barrier(args.clients + 1)
+    deadline = time.monotonic() + args.max_seconds
+
+    def worker() -> None:
+        sdks = {
+            role: openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=60)
+            for role, key in keys.items()
+        }
+        try:
+            ready.wait()
+            while time.monotonic() < deadline:
+                try:
+                    role, question = pending.get_nowait()
+                except queue.Empty:
+                    break
+                start = time.perf_counter()
+                try:
+                    raw = sdks[role].chat.completions.with_raw_response.create(
+                        model="sqlagent", messages=[{"role": "user", "content": question}]
+                    )
+                    completion = raw.parse()
+                    status, headers = raw.status_code, raw.headers
+                    answer = (completion.model_extra or {}).get("sqlagent")
+                except openai.APIStatusError as exc:
+                    status, headers, answer = exc.status_code, exc.response.headers, None
+                seconds = time.perf_counter() - start
+                rid = headers.get("X-Request-ID")
+                results.append(Result(role, seconds, status, rid, answer))
+        finally:
+            for sdk in sdks.values():
+                sdk.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return results, time.perf_counter() - start
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--requests", type=int, default=400, help="requests per run")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--slots", type=int, default=4, help="the server's max_concurrency")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop sending after")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per kind of client")
+    parser.add_argument("--client", choices=("httpx", "openai", "both"), default="both")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a run after")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     console = Console(stderr=args.json)
+    kinds = ("httpx", "openai") if args.client == "both" else (args.client,)
 
     with tempfile.TemporaryDirectory() as tmp:
         demo = write_demo(Path(tmp))
@@ -174,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "limits": {
                     "max_concurrency": args.slots,
-                    "max_queue": args.requests,
+                    "max_queue": max(args.requests, args.clients),
                     "rate_per_minute": 0,
                 }
             },
@@ -182,54 +272,101 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         checker = LeakCheck(demo.url, demo.policy)
         questions = [q.question for q in DEMO_QUESTIONS] + [q for q, _ in SENSITIVE]
+        runs: dict[str, list[tuple[list[Result], float]]] = {kind: [] for kind in kinds}
+        warmup: list[str | None] = []
         app = create_app(agent, settings)
         with serve_in_thread(app) as url:
-            results, elapsed = asyncio.run(_load(url, keys, questions, args))
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for role in ROLES:  # role views, connections: built before any clock runs
+                    for question in questions[:3]:
+                        response = client.post(
+                            "/v1/chat",
+                            json={"question": question},
+                            headers={"Authorization": f"Bearer {keys[role]}"},
+                        )
+                        warmup.append(response.headers.get("X-Request-ID"))
+            for repeat in range(args.repeats):
+                rng = random.Random(args.seed + repeat)
+                jobs = [(rng.choice(ROLES), rng.choice(questions)) for _ in range(args.requests)]
+                for kind in kinds:
+                    if kind == "httpx":
+                        runs[kind].append(asyncio.run(_load_httpx(url, keys, jobs, args)))
+                    else:
+                        runs[kind].append(_load_openai(url, keys, jobs, args))
         # The server has shut down: the agent is closed and the audit log complete.
         records = [json.loads(line) for line in log.read_text().splitlines()]
         chain_ok = verify_chain(log).ok
 
-    http = Counter(r.status_code for _, _, r in results)
+    everything = [r for kind in kinds for results, _ in runs[kind] for r in results]
+    http = Counter(r.status for r in everything)
     statuses: Counter[str] = Counter()
     by_role: dict[str, Counter[str]] = {role: Counter() for role in ROLES}
     leaks: list[str] = []
-    for role, _, response in results:
-        if response.status_code != 200:
+    for result in everything:
+        if result.answer is None:
             continue
-        body = response.json()
-        statuses[body["status"]] += 1
-        by_role[role][body["status"]] += 1
-        by_role[role]["masked"] += bool(body["masked_columns"])
-        leaks += [f"{role}: {p}" for p in checker.problems(role, body)]
-    ids = Counter(r.headers.get("X-Request-ID") for _, _, r in results)
+        statuses[result.answer["status"]] += 1
+        by_role[result.role][result.answer["status"]] += 1
+        by_role[result.role]["masked"] += bool(result.answer["masked_columns"])
+        leaks += [f"{result.role}: {p}" for p in checker.problems(result.role, result.answer)]
+    ids = Counter([r.request_id for r in everything] + warmup)
     logged = Counter(record["request_id"] for record in records)
     audit_exact = ids == logged and set(logged.values()) == {1}
-    latencies = [seconds * 1000 for _, seconds, _ in results]
-    sent = len(results)
-    figures = {
+    sent = len(everything)
+
+    by_client: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        latencies = [r.seconds * 1000 for results, _ in runs[kind] for r in results]
+        rates = [len(results) / elapsed for results, elapsed in runs[kind] if elapsed]
+        by_client[kind] = {
+            "endpoint": "/v1/chat" if kind == "httpx" else "/v1/chat/completions",
+            "requests": sum(len(results) for results, _ in runs[kind]),
+            "throughput_rps": _spread(rates),
+            "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+            "p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
+        }
+    figures: dict[str, Any] = {
         "requests": sent,
+        "requests_per_run": args.requests,
+        "repeats": args.repeats,
         "clients": args.clients,
         "slots": args.slots,
-        "seconds": round(elapsed, 3),
-        "throughput_rps": round(sent / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
-        "p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
+        "by_client": by_client,
         "http_200": http[200],
         "answered": statuses["answered"],
         "rejected": statuses["rejected"],
         "failed": statuses["failed"],
         "cross_role_leaks": len(leaks),
         "audit_events": len(records),
-        "audit_events_per_request": round(len(records) / sent, 3) if sent else None,
+        "audit_events_per_request": round(len(records) / (sent + len(warmup)), 3),
         "audit_exactly_one_per_request": audit_exact,
         "audit_chain_ok": chain_ok,
     }
 
-    table = Table(title=f"sqlagent serve: {sent} requests, {args.clients} clients, loopback")
+    title = (
+        f"sqlagent serve: {args.requests} requests x {args.repeats} runs per client, "
+        f"{args.clients} clients, {args.slots} slots, loopback"
+    )
+    clients = Table(title=title)
+    for column in ("client", "endpoint", "requests/s median", "range", "p50 ms", "p99 ms"):
+        clients.add_column(column, justify="left" if column in ("client", "endpoint") else "right")
+    for kind, row in by_client.items():
+        rate = row["throughput_rps"]
+        clients.add_row(
+            kind,
+            row["endpoint"],
+            f"{rate['median']:.1f}",
+            f"{rate['min']:.1f}-{rate['max']:.1f}",
+            str(row["p50_ms"]),
+            str(row["p99_ms"]),
+        )
+    console.print(clients)
+    table = Table(title="checks over every request")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.items():
-        table.add_row(name, str(value))
+        if name != "by_client":
+            table.add_row(name, str(value))
     console.print(table)
     roles = Table(title="answers by role (status counts; masked = answers with masked columns)")
     for column in ("role", "answered", "masked", "rejected", "failed"):

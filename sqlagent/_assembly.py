@@ -18,7 +18,7 @@ from sqlagent.config import AgentConfig, RetrievalSettings
 from sqlagent.dialects import resolve_dialect
 from sqlagent.errors import ConfigError, PrivilegeError, SqlAgentError
 from sqlagent.execution import ReadOnlyExecutor, check_privileges, summarize_findings
-from sqlagent.llm import LLM, FallbackLLM, MockLLM, parse_llm_spec
+from sqlagent.llm import LLM, FallbackLLM, LLMSpec, MockLLM, parse_llm_spec
 from sqlagent.prompt import question_of
 from sqlagent.retrieval import (
     ChromaVectorStore,
@@ -60,7 +60,7 @@ class RoleView:
 
 
 def _one_llm(spec: str, config: AgentConfig, examples: Sequence[Example]) -> LLM:
-    if spec.strip().lower() == "mock":
+    if LLMSpec.parse(spec).kind == "mock":
         # The mock matches the question (not the schema around it) against the stored examples,
         # and answers only when one is similar enough. With none yet it builds all the same
         # (`sqlagent examples add` and `index` need no model) and refuses every question.

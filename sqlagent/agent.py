@@ -34,8 +34,7 @@ from sqlagent._assembly import (
     check_login,
     guard_dialect,
 )
-from sqlagent.audit import AuditEvent, Auditor, AuditSink
-from sqlagent.audit._events import new_request_id
+from sqlagent.audit import AuditEvent, Auditor, AuditSink, new_request_id
 from sqlagent.catalog import Catalog, CatalogSource, SampleOptions, all_columns
 from sqlagent.config import AgentConfig
 from sqlagent.dialects import dialect_from_url, resolve_dialect
@@ -64,7 +63,7 @@ from sqlagent.retrieval import Retrieval, RetrievalIndex
 from sqlagent.safety import Guard, Policy
 from sqlagent.types import Answer, Attempt, Example, ReusedExample, Status, Turn, Verdict
 
-__all__ = ["Conversation", "SQLAgent"]
+__all__ = ["Conversation", "RoleView", "SQLAgent"]
 
 _log = logging.getLogger("sqlagent.agent")
 
@@ -241,6 +240,7 @@ class SQLAgent:
         request_id: str | None = None,
         history: Sequence[HistoryItem] = (),
         conversation_id: str | None = None,
+        turn: int | None = None,
         audit_context: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Answer ``question`` as ``role`` (the policy's default role when ``None``).
@@ -251,13 +251,16 @@ class SQLAgent:
         questions join this one in retrieval, so "and only for Engineering?" can be answered.
         History is the caller's: pass only turns asked under the same role (a
         :class:`Conversation` keeps them for you). ``conversation_id`` and the turn number go
-        into the audit event, with ``audit_context`` (e.g. ``{"interface": "mcp",
-        "client": ...}``; it cannot replace the event's own fields).
+        into the audit event (``turn``: this question's number, when a store keeps fewer turns
+        than the conversation had; default ``len(history) + 1``), with ``audit_context`` (e.g.
+        ``{"interface": "mcp", "client": ...}``; it cannot replace the event's own fields).
 
         An empty (or blank) question fails at once: no retrieval, no model call, no SQL; its
         answer and audit event say so.
         """
-        run = self._new_run(question, role, request_id, history, conversation_id, audit_context)
+        run = self._new_run(
+            question, role, request_id, history, conversation_id, audit_context, turn
+        )
         if not question.strip():
             run.error = EMPTY_QUESTION
             return self._finish(run)
@@ -284,10 +287,13 @@ class SQLAgent:
         request_id: str | None = None,
         history: Sequence[HistoryItem] = (),
         conversation_id: str | None = None,
+        turn: int | None = None,
         audit_context: Mapping[str, Any] | None = None,
     ) -> Answer:
         """:meth:`ask` for asyncio: the model call is awaited, blocking steps run in threads."""
-        run = self._new_run(question, role, request_id, history, conversation_id, audit_context)
+        run = self._new_run(
+            question, role, request_id, history, conversation_id, audit_context, turn
+        )
         if not question.strip():
             run.error = EMPTY_QUESTION
             return await asyncio.to_thread(self._finish, run)
@@ -343,6 +349,7 @@ class SQLAgent:
         history: Sequence[HistoryItem],
         conversation_id: str | None,
         audit_context: Mapping[str, Any] | None,
+        turn: int | None = None,
     ) -> _Run:
         turns = [_as_turn(item) for item in history]
         bounded = prompt.bound_history(
@@ -354,7 +361,7 @@ class SQLAgent:
             role,
             request_id or new_request_id(),
             history=tuple(bounded),
-            turn=len(turns) + 1 if conversing else None,
+            turn=turn if turn is not None else (len(turns) + 1 if conversing else None),
             conversation_id=conversation_id,
             context=dict(audit_context or {}),
             state=self._state,

@@ -23,7 +23,14 @@ from sqlagent.dialects import PURE_BUILTINS, resolve_dialect
 from sqlagent.errors import ConfigError
 from sqlagent.execution import DEFAULT_MAX_RESULT_BYTES
 
-__all__ = ["AgentConfig", "RetrievalSettings", "SafetyConfig", "read_config_file", "validated"]
+__all__ = [
+    "AgentConfig",
+    "RetrievalSettings",
+    "SafetyConfig",
+    "read_config_file",
+    "resolve_sqlite_url",
+    "validated",
+]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -261,7 +268,7 @@ class AgentConfig(_Frozen):
         retrieval = self.retrieval._resolved(base)
         return self.model_copy(
             update={
-                "database": _resolve_sqlite_url(self.database, base),
+                "database": resolve_sqlite_url(self.database, base),
                 "policy": fix(self.policy),
                 "examples": fix(self.examples),
                 "docs": tuple(base / d if not d.is_absolute() else d for d in self.docs),
@@ -271,7 +278,7 @@ class AgentConfig(_Frozen):
         )
 
 
-def _resolve_sqlite_url(url: str, base: Path) -> str:
+def resolve_sqlite_url(url: str, base: Path) -> str:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:

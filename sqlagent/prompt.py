@@ -19,14 +19,14 @@ from sqlglot import exp
 
 from sqlagent.catalog import Catalog, Table
 from sqlagent.dialects import RESERVED_WORDS, resolve_dialect
-from sqlagent.llm import Message
-from sqlagent.types import Example, Turn
+from sqlagent.types import Example, Message, Turn
 
 __all__ = [
     "COMPATIBLE_PROMPT_FORMATS",
     "PROMPT_FORMAT_VERSION",
     "bound_history",
     "build_messages",
+    "conversation_of",
     "correction_messages",
     "count_tokens",
     "question_of",
@@ -227,6 +227,21 @@ def question_of(messages: Sequence[Message]) -> str:
         if message.role == "user":
             return message.content
     return ""
+
+
+def conversation_of(messages: Sequence[Message]) -> tuple[str, ...]:
+    """The earlier questions of a prompt rendered by :func:`build_messages` with history
+    (oldest first, as rendered); ``()`` for a single question."""
+    for message in messages:
+        if message.role == "user" and _HISTORY_HEADING in message.content:
+            section = message.content.split(_HISTORY_HEADING, 1)[1]
+            section = section.split("\n\n" + _QUESTION_HEADING, 1)[0]
+            return tuple(
+                line.removeprefix("Question: ")
+                for line in section.splitlines()
+                if line.startswith("Question: ")
+            )
+    return ()
 
 
 def count_tokens(text: str) -> int:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from sqlagent.errors import ConfigError
 
 __all__ = [
     "Answer",
     "Attempt",
     "Example",
+    "Message",
     "ReusedExample",
+    "Role",
     "Status",
     "Turn",
     "Verdict",
@@ -316,3 +320,45 @@ class Answer:
             if self.reused_example is None
             else self.reused_example.to_dict(),
         }
+
+
+Role = Literal["system", "user", "assistant"]
+_ROLES: frozenset[str] = frozenset(get_args(Role))
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message, as every chat template and OpenAI-compatible server understands it.
+
+    Defined here, below both, because :mod:`sqlagent.prompt` renders messages and
+    :mod:`sqlagent.llm` sends them (``from sqlagent.llm import Message`` is the same class).
+    """
+
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ConfigError(
+                f"unknown message role {self.role!r}: expected one of {', '.join(sorted(_ROLES))}"
+            )
+        if not isinstance(self.content, str):
+            raise ConfigError(
+                f"message content must be a string, not {type(self.content).__name__}"
+            )
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls("user", content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        return cls("assistant", content)
+
+    def to_dict(self) -> dict[str, str]:
+        """The message in the OpenAI chat format (``{"role": ..., "content": ...}``)."""
+        return {"role": self.role, "content": self.content}

@@ -12,7 +12,8 @@ MODULES = ["sqlagent", "sqlagent.audit", "sqlagent.catalog", "sqlagent.demo", "s
            "sqlagent.errors", "sqlagent.types", "sqlagent.execution", "sqlagent.llm",
            "sqlagent.retrieval", "sqlagent.prompt", "sqlagent.config", "sqlagent.memory",
            "sqlagent.agent", "sqlagent.langchain", "sqlagent.evaluation",
-           "sqlagent.training", "sqlagent.serve", "sqlagent.doctor"]  # fmt: skip
+           "sqlagent.training", "sqlagent.serve", "sqlagent.doctor",
+           "sqlagent.llm.local", "sqlagent.mcp"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -35,7 +36,7 @@ def test_import_does_no_heavy_work() -> None:
     code = (
         "import sys, sqlagent, sqlagent.cli;"
         "heavy = [m for m in ('torch', 'transformers', 'chromadb', 'psycopg', 'pymysql', "
-        "'sentence_transformers', 'langchain_core', 'peft', 'gguf', 'numpy') "
+        "'sentence_transformers', 'langchain_core', 'peft', 'gguf', 'numpy', 'mcp') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -27,6 +27,7 @@ def _register() -> None:
     from sqlagent.cli._demo import demo
     from sqlagent.cli._doctor import doctor
     from sqlagent.cli._eval import eval_group
+    from sqlagent.cli._mcp import mcp
     from sqlagent.cli._serve import serve
     from sqlagent.cli._train import train
     from sqlagent.cli._validate import validate
@@ -41,6 +42,7 @@ def _register() -> None:
     main.add_command(train)
     main.add_command(doctor)
     main.add_command(serve)
+    main.add_command(mcp)
 
 
 _register()

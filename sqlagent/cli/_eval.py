@@ -7,14 +7,22 @@ agent or the database failed before any SQL came back), 2 usage or configuration
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
 from sqlagent.cli._output import console, echo, line, table, text
 
+if TYPE_CHECKING:
+    from sqlagent.types import Message
+
 __all__ = ["eval_group"]
+
+#: Joins a conversation's questions into the oracle's lookup key.
+_ORACLE_SEP = " \u241e "
 
 
 @click.group(name="eval", invoke_without_command=True)
@@ -124,11 +132,11 @@ def eval_group(
             progress=True,
         )
     else:
-        from sqlagent.llm import LLM, MockLLM, parse_llm_spec
-        from sqlagent.prompt import question_of
+        from sqlagent.llm import LLM, LLMSpec, MockLLM, parse_llm_spec
+        from sqlagent.prompt import conversation_of, question_of
         from sqlagent.safety import Policy
 
-        oracle = llm_spec == "mock" and examples_file is None
+        oracle = LLMSpec.parse(str(llm_spec)).kind == "mock" and examples_file is None
         llm: LLM | dict[str, LLM]
         if examples_file is not None:
             from sqlagent.memory import read_examples
@@ -141,10 +149,15 @@ def eval_group(
                 text("--llm mock answers from the suite's gold SQL: oracle sanity run", "yellow")
             )
             by_db: dict[str, dict[str, str]] = {}
-            for i in items:  # exact question -> gold, per database
-                by_db.setdefault(i.db_path, {}).setdefault(i.question, i.gold)
+            for i in items:  # exact conversation (earlier questions, question) -> gold, per db
+                key = _ORACLE_SEP.join([*(t.question for t in i.history), i.question])
+                by_db.setdefault(i.db_path, {}).setdefault(key, i.gold)
+
+            def asked(messages: Sequence[Message]) -> str:
+                return _ORACLE_SEP.join([*conversation_of(messages), question_of(messages)])
+
             llm = {
-                db: MockLLM(responses=answers, question=question_of, name="oracle")
+                db: MockLLM(responses=answers, question=asked, name="oracle")
                 for db, answers in by_db.items()
             }
         else:

@@ -45,6 +45,15 @@ from sqlagent.execution import (
     check_privileges,
     summarize_findings,
 )
+from sqlagent.llm import LLMKind, LLMSpec
+from sqlagent.llm.local import (
+    ADAPTER_MANIFEST,
+    adapter_directory,
+    check_adapter_manifest,
+    model_location,
+    smollm2_gguf,
+    weight_files,
+)
 
 __all__ = [
     "CHECKS",
@@ -192,7 +201,7 @@ def check_python(ctx: CheckContext) -> list[CheckResult]:
 
 
 def check_torch(ctx: CheckContext) -> list[CheckResult]:
-    needed = any(_scheme(s) == "transformers" for s in ctx.llm_specs())
+    needed = any(_kind(s) == "transformers" for s in ctx.llm_specs())
     if ctx.torch_version is None:
         why = ctx.torch_error or "not installed"
         if needed:
@@ -224,10 +233,10 @@ def _needed_extras(ctx: CheckContext) -> dict[str, str]:
     """Extras the configuration cannot run without, and why."""
     needed: dict[str, str] = {}
     for spec in ctx.llm_specs():
-        scheme = _scheme(spec)
-        if scheme == "transformers":
+        kind = _kind(spec)
+        if kind == "transformers":
             needed["local"] = f"llm {spec}"
-        elif scheme == "openai":
+        elif kind == "openai":
             needed["openai"] = f"llm {spec}"
     config = ctx.config
     if config is not None and config.retrieval.enabled and config.retrieval.store == "chroma":
@@ -313,34 +322,37 @@ def check_models(ctx: CheckContext) -> list[CheckResult]:
     return rows
 
 
-def _scheme(spec: str) -> str:
-    return spec.strip().partition(":")[0].lower()
+def _kind(spec: str) -> LLMKind | None:
+    """The kind of backend ``spec`` names; ``None`` for a spec that does not parse (the model
+    check reports it)."""
+    try:
+        return LLMSpec.parse(spec).kind
+    except ConfigError:
+        return None
 
 
 def _check_model_spec(name: str, spec: str, ctx: CheckContext) -> list[CheckResult]:
-    from sqlagent.llm._spec import _smollm2_gguf
-
-    scheme, _, rest = spec.strip().partition(":")
-    scheme = scheme.lower()
-    if scheme == "mock" and not rest:
+    try:
+        parsed = LLMSpec.parse(spec)
+    except ConfigError as exc:
+        return [CheckResult(name, "fail", str(exc), blocking=True)]
+    if parsed.kind == "mock":
         return [_check_mock(name, ctx)]
-    if scheme == "openai" and rest:
-        return [CheckResult(name, "skip", f"served model at {rest}: not probed (offline check)")]
-    if scheme == "smollm2" and not rest:
+    if parsed.kind == "openai":
+        detail = f"served model at {parsed.url}: not probed (offline check)"
+        return [CheckResult(name, "skip", detail)]
+    if parsed.kind == "smollm2":
         try:
-            gguf = _smollm2_gguf()
+            gguf = smollm2_gguf()
         except ConfigError as exc:
             return [CheckResult(name, "fail", str(exc), blocking=True)]
         return [CheckResult(name, "pass", f"smollm2: {gguf}")]
-    if scheme != "transformers" or not rest:
-        return [CheckResult(name, "fail", f"unknown LLM spec {spec!r}", blocking=True)]
-    path, at, adapter = rest.rpartition("@")
-    if not at:
-        path, adapter = rest, ""
-    rank = _lora_rank(Path(adapter).expanduser()) if adapter else 0
-    rows = [_check_model_files(name, Path(path).expanduser(), ctx, lora_r=rank)]
+    path, adapter = parsed.path, parsed.adapter
+    assert path is not None
+    rank = _lora_rank(adapter.expanduser()) if adapter else 0
+    rows = [_check_model_files(name, path.expanduser(), ctx, lora_r=rank)]
     if adapter:
-        rows.append(_check_adapter(f"{name} adapter", Path(adapter).expanduser(), Path(path)))
+        rows.append(_check_adapter(f"{name} adapter", adapter.expanduser(), path))
     return rows
 
 
@@ -385,14 +397,13 @@ def _lora_rank(adapter: Path) -> int:
 
 def _check_model_files(name: str, path: Path, ctx: CheckContext, *, lora_r: int) -> CheckResult:
     from sqlagent.doctor._arch import arch_from_config, load_config_json
-    from sqlagent.llm._transformers import _model_location, _weight_files
 
     try:
-        location = _model_location(path)
+        location = model_location(path)
         if location.gguf is not None:
             size = location.gguf.stat().st_size
             return CheckResult(name, "pass", f"GGUF file {location.gguf} ({size / _GIB:.2f} GiB)")
-        weights = _weight_files(location.directory)
+        weights = weight_files(location.directory)
         size = sum(w.stat().st_size for w in weights)
     except ConfigError as exc:
         return CheckResult(name, "fail", str(exc), blocking=True)
@@ -427,21 +438,15 @@ def _check_model_files(name: str, path: Path, ctx: CheckContext, *, lora_r: int)
 
 
 def _check_adapter(name: str, adapter: Path, base: Path) -> CheckResult:
-    from sqlagent.llm._transformers import (
-        ADAPTER_MANIFEST,
-        _adapter_directory,
-        _check_adapter_manifest,
-    )
-
     try:
-        _adapter_directory(adapter)
+        adapter_directory(adapter)
         if not (adapter / ADAPTER_MANIFEST).is_file():
             detail = (
                 f"{adapter}: no {ADAPTER_MANIFEST}, so its prompt format and base model "
                 "cannot be checked"
             )
             return CheckResult(name, "warn", detail)
-        _check_adapter_manifest(adapter, base.expanduser())
+        check_adapter_manifest(adapter, base.expanduser())
     except ConfigError as exc:
         return CheckResult(name, "fail", str(exc), blocking=True)
     return CheckResult(

@@ -143,7 +143,7 @@ def render_html(data: Mapping[str, Any]) -> str:
     )
     wrong = "".join(
         f"<tr><td>{i['index']}</td><td>{html.escape(i['category'])}</td>"
-        f"<td>{html.escape(i['question'])}</td>"
+        f"<td>{_question_cell(i)}</td>"
         f"<td><code>{html.escape(i['predicted'] or '')}</code></td>"
         f"<td><code>{html.escape(i['gold'])}</code></td>"
         f"<td>{html.escape(', '.join(i['hallucinated']))}</td></tr>"
@@ -166,6 +166,15 @@ hallucination rate {_pct(s.get("hallucination_rate"))}.</p>
 <th>predicted</th><th>gold</th><th>hallucinated</th></tr>{wrong}</table>
 </body></html>
 """
+
+
+def _question_cell(item: Mapping[str, Any]) -> str:
+    """The question, after the earlier questions of its conversation when it is a follow-up."""
+    earlier = "".join(
+        f"<small>after: {html.escape(str(turn.get('question', '')))}</small><br>"
+        for turn in item.get("history") or ()
+    )
+    return earlier + html.escape(item["question"])
 
 
 def compare_runs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,9 @@ def agent_predictor(
     """A predictor asking one :class:`~sqlagent.SQLAgent` per database; returns it and a
     ``close`` function. ``retrieval`` defaults to the dependency-free hashing embedder and
     in-memory store (so table recall means something and no model is loaded); audit events
-    are dropped. ``llm`` may map database paths to backends (an oracle mock per database)."""
+    are dropped. ``llm`` may map database paths to backends (an oracle mock per database).
+    An item's ``history`` is passed to :meth:`~sqlagent.SQLAgent.ask` as is: the agent renders
+    it into the prompt (bounded by its defaults) as it would for a live conversation."""
     from sqlagent.agent import SQLAgent
     from sqlagent.config import AgentConfig
 
@@ -144,7 +146,9 @@ def agent_predictor(
             )
         counter = counters[item.db_path]
         before = counter.tokens
-        answer = agent.ask(item.question, role=item.role if policy is not None else None)
+        answer = agent.ask(
+            item.question, role=item.role if policy is not None else None, history=item.history
+        )
         last = answer.attempts[-1] if answer.attempts else None
         return Prediction(
             sql=last.sql if last is not None else None,
@@ -294,6 +298,7 @@ def _score(
         "index": item.index,
         "db_id": item.db_id,
         "question": item.question,
+        "history": [turn.to_dict() for turn in item.history],
         "predicted": pred.sql,
         "validated": pred.validated_sql,
         "gold": item.gold,

@@ -2,9 +2,11 @@
 
 Spider: a questions file (``dev.json``) beside ``tables.json`` and
 ``database/<db_id>/<db_id>.sqlite``.
-JSONL: one object a line, ``{"question", "sql", "database", "role"?, "tags"?, "db_id"?}``;
-``database`` is a path relative to the file, a SQLAlchemy URL, or ``demo`` (the bundled demo
-database, built into a temporary directory once per load).
+JSONL: one object a line, ``{"question", "sql", "database", "role"?, "tags"?, "db_id"?,
+"history"?}``; ``database`` is a path relative to the file, a SQLAlchemy URL, or ``demo`` (the
+bundled demo database, built into a temporary directory once per load); ``history`` makes the
+question a follow-up: the earlier turns of its conversation, oldest first, each
+``{"question", "sql"?}`` or a bare question string (a turn where no query ran).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlagent.errors import ConfigError
+from sqlagent.types import Turn
 
 __all__ = ["EvalItem", "SuiteKind", "load_predictions", "load_suite"]
 
@@ -24,7 +27,9 @@ SuiteKind = Literal["spider", "jsonl"]
 
 @dataclass(frozen=True, slots=True)
 class EvalItem:
-    """One question of a suite, with its gold SQL and the database it runs on."""
+    """One question of a suite, with its gold SQL and the database it runs on; ``history`` is
+    the conversation it follows up on, oldest first (empty: a question on its own), which the
+    agent is given with the question."""
 
     index: int
     question: str
@@ -34,6 +39,7 @@ class EvalItem:
     role: str | None = None
     tags: tuple[str, ...] = ()
     hardness: str | None = None  # Spider's easy/medium/hard/extra, when the suite has parses
+    history: tuple[Turn, ...] = ()
 
     @property
     def url(self) -> str:
@@ -100,6 +106,7 @@ def _load_jsonl(path: Path) -> list[EvalItem]:
         tags = entry.get("tags") or []
         if not isinstance(tags, list):
             raise ConfigError(f"{path}:{number}: tags must be a list")
+        history = _history(entry.get("history"), f"{path}:{number}")
         db_path = _database(str(entry["database"]), path.parent, demo, f"{path}:{number}")
         items.append(
             EvalItem(
@@ -110,9 +117,26 @@ def _load_jsonl(path: Path) -> list[EvalItem]:
                 db_path=db_path,
                 role=entry.get("role"),
                 tags=tuple(str(t) for t in tags),
+                history=history,
             )
         )
     return items
+
+
+def _history(value: Any, where: str) -> tuple[Turn, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(
+            f'{where}: history must be a list of turns ({{"question", "sql"}} or strings)'
+        )
+    turns = []
+    for n, entry in enumerate(value, 1):
+        try:
+            turns.append(Turn.from_dict(entry))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: history turn {n}: {exc}") from exc
+    return tuple(turns)
 
 
 def _database(value: str, base: Path, demo: list[str], where: str) -> str:

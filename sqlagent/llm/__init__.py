@@ -17,33 +17,38 @@ Every backend is an :class:`LLM`: ``complete(messages) -> str`` and its async tw
 - :func:`extract_sql` finds the SQL in a model's answer; :func:`extract_first_sql` takes the
   preferred candidate or raises :class:`~sqlagent.errors.NoSQLFoundError`.
 
-Blocking-only backends subclass :class:`SyncLLM` for a correct async twin. :func:`parse_llm_spec`
-builds a backend from a short string (``mock``, ``openai:URL``, ``transformers:PATH[@ADAPTER]``,
-``smollm2``). Nothing here imports httpx, torch, transformers or langchain-core, loads a model or
-opens a connection at import time.
+Blocking-only backends subclass :class:`SyncLLM` for a correct async twin. :class:`LLMSpec`
+reads a short backend string (``mock``, ``openai:URL``, ``transformers:PATH[@ADAPTER]``,
+``smollm2``) and :func:`parse_llm_spec` builds the backend it names. :class:`Message` is
+:class:`sqlagent.types.Message`. What the local backend, ``sqlagent train`` and
+``sqlagent doctor`` share about model files is in :mod:`sqlagent.llm.local`. Nothing here imports
+httpx, torch, transformers or langchain-core, loads a model or opens a connection at import time.
 """
 
-from sqlagent.llm._base import LLM, Message, Role, SyncLLM, llm_name
+from sqlagent.llm._base import LLM, SyncLLM, llm_name
 from sqlagent.llm._compose import FallbackLLM, SerializedLLM
 from sqlagent.llm._extract import extract_first_sql, extract_sql
 from sqlagent.llm._langchain import LangChainLLM
 from sqlagent.llm._mock import MockLLM
 from sqlagent.llm._openai import OpenAICompatibleLLM
-from sqlagent.llm._spec import parse_llm_spec
-from sqlagent.llm._transformers import (
+from sqlagent.llm._spec import LLMKind, LLMSpec, parse_llm_spec
+from sqlagent.llm._transformers import TransformersLLM
+from sqlagent.llm.local import (
     ADAPTER_MANIFEST,
     FALLBACK_CHAT_TEMPLATE,
-    TransformersLLM,
     auto_dtype,
     model_fingerprint,
     write_adapter_manifest,
 )
+from sqlagent.types import Message, Role
 
 __all__ = [
     "ADAPTER_MANIFEST",
     "FALLBACK_CHAT_TEMPLATE",
     "FallbackLLM",
     "LLM",
+    "LLMKind",
+    "LLMSpec",
     "LangChainLLM",
     "Message",
     "MockLLM",

@@ -1,53 +1,17 @@
-"""The LLM protocol every backend implements, the message type, and the sync-only base."""
+"""The LLM protocol every backend implements and the sync-only base; the message type is
+:class:`sqlagent.types.Message`, re-exported here."""
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from sqlagent.errors import ConfigError, LLMError
+from sqlagent.errors import LLMError
+from sqlagent.types import Message, Role
 
 __all__ = ["LLM", "Message", "Role", "SyncLLM", "llm_name"]
-
-Role = Literal["system", "user", "assistant"]
-_ROLES: frozenset[str] = frozenset(get_args(Role))
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One chat message, as every chat template and OpenAI-compatible server understands it."""
-
-    role: Role
-    content: str
-
-    def __post_init__(self) -> None:
-        if self.role not in _ROLES:
-            raise ConfigError(
-                f"unknown message role {self.role!r}: expected one of {', '.join(sorted(_ROLES))}"
-            )
-        if not isinstance(self.content, str):
-            raise ConfigError(
-                f"message content must be a string, not {type(self.content).__name__}"
-            )
-
-    @classmethod
-    def system(cls, content: str) -> Message:
-        return cls("system", content)
-
-    @classmethod
-    def user(cls, content: str) -> Message:
-        return cls("user", content)
-
-    @classmethod
-    def assistant(cls, content: str) -> Message:
-        return cls("assistant", content)
-
-    def to_dict(self) -> dict[str, str]:
-        """The message in the OpenAI chat format (``{"role": ..., "content": ...}``)."""
-        return {"role": self.role, "content": self.content}
 
 
 @runtime_checkable

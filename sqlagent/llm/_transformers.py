@@ -7,22 +7,23 @@ and imported on the first load, never at import time; nothing touches the networ
 (``local_files_only`` everywhere, and paths are checked before transformers or peft see them, so
 a typo is a :class:`~sqlagent.errors.ConfigError`, not a download attempt or a deep traceback).
 
-Adapters carry a manifest, ``sqlagent-adapter.json`` (:func:`write_adapter_manifest`), naming the
-prompt format they were trained on and the fingerprint (:func:`model_fingerprint`) of their base
-model; an adapter that does not match the running prompt format or the loaded base is refused.
+Adapters carry a manifest, ``sqlagent-adapter.json``
+(:func:`~sqlagent.llm.write_adapter_manifest`), naming the prompt format they were trained on and
+the fingerprint (:func:`~sqlagent.llm.model_fingerprint`) of their base model; an adapter that
+does not match the running prompt format or the loaded base is refused. What this backend knows
+about model files (paths, weights, adapters, the manifest, unsloth and 4-bit loading) lives in
+:mod:`sqlagent.llm.local`, shared with ``sqlagent train`` and ``sqlagent doctor``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -30,243 +31,31 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from sqlagent.errors import ConfigError, LLMError, LLMUnavailableError, SqlAgentError
 from sqlagent.llm._base import Message, SyncLLM
 from sqlagent.llm._compose import SerializedLLM
+from sqlagent.llm.local import (
+    GPU_EXTRA,
+    LOCAL_EXTRA,
+    ModelLocation,
+    adapter_directory,
+    auto_dtype,
+    check_adapter_manifest,
+    cuda_capability,
+    import_extra,
+    load_unsloth,
+    model_location,
+    nf4_options,
+    prepare_tokenizer,
+)
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = [
-    "ADAPTER_MANIFEST",
-    "FALLBACK_CHAT_TEMPLATE",
-    "DType",
-    "TransformersLLM",
-    "auto_dtype",
-    "model_fingerprint",
-    "write_adapter_manifest",
-]
+__all__ = ["DType", "TransformersLLM"]
 
 _log = logging.getLogger("sqlagent.llm")
 
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 _DTYPES: frozenset[str] = frozenset(get_args(DType))
-
-#: The manifest file an adapter directory may hold (written by :func:`write_adapter_manifest`).
-ADAPTER_MANIFEST = "sqlagent-adapter.json"
-_ADAPTER_FORMAT = "sqlagent-adapter/1"
-_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-
-#: The chat template used when a tokenizer has none (base models): training must use the same.
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "### {{ message['role'] | capitalize }}\n{{ message['content'] }}\n\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}### Assistant\n{% endif %}"
-)
-
-_FINGERPRINT_FORMAT = "sqlagent-fingerprint/1"
-_SAMPLES = 8
-_SAMPLE_BYTES = 64 * 1024
-#: config.json keys that change when a model is merely re-saved, not when its weights change.
-_VOLATILE_CONFIG_KEYS = frozenset({"_name_or_path", "transformers_version"})
-
-_LOCAL_EXTRA = "pip install 'sqlagent[local]'"
-_GPU_EXTRA = "pip install 'sqlagent[gpu]'"
-
-
-def auto_dtype(
-    cuda_capability: tuple[int, int] | None,
-) -> Literal["bfloat16", "float16", "float32"]:
-    """The dtype ``dtype="auto"`` picks: bf16 on a CUDA GPU of compute capability 8.0 or newer
-    (Ampere and later, where bf16 is native), fp16 on older GPUs, fp32 on the CPU
-    (``cuda_capability is None``), where half precision is slow or unsupported."""
-    if cuda_capability is None:
-        return "float32"
-    return "bfloat16" if cuda_capability >= (8, 0) else "float16"
-
-
-def model_fingerprint(path: str | os.PathLike[str]) -> str:
-    """A cheap, deterministic identity of a base model's files: ``"sha256:<hex>"``.
-
-    What it covers, hashed as canonical JSON:
-
-    - a model directory: its ``config.json`` (parsed, without ``_name_or_path`` and
-      ``transformers_version``, which change on a mere re-save), and for each weight file
-      (``*.safetensors``, ``pytorch_model*.bin``) its name, its size and a digest of 8 evenly
-      spaced 64 KiB samples of its bytes;
-    - a GGUF file: its size and the same sampled digest (the first sample is the start of the
-      header: magic, version, architecture metadata). The file's name is not covered.
-
-    It reads about 512 KiB per file whatever the model's size, so it takes milliseconds. It
-    tells apart different models, sizes, quantizations and fine-tunes in practice, but it is
-    not a cryptographic identity of every weight: files that differ only between the sampled
-    bytes share a fingerprint. A model and its conversion (safetensors -> GGUF) do not.
-    """
-    location = _model_location(Path(path).expanduser())
-    document: dict[str, Any] = {"format": _FINGERPRINT_FORMAT}
-    try:
-        if location.gguf is not None:
-            size = location.gguf.stat().st_size
-            document["gguf"] = [size, _sampled_digest(location.gguf, size)]
-        else:
-            document["config"] = _canonical_config(location.directory / "config.json")
-            files = []
-            for weights in _weight_files(location.directory):
-                size = weights.stat().st_size
-                files.append([weights.name, size, _sampled_digest(weights, size)])
-            document["weights"] = files
-    except OSError as exc:
-        raise ConfigError(f"cannot read the model at '{path}': {exc}") from exc
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def write_adapter_manifest(
-    adapter: str | os.PathLike[str],
-    *,
-    base_model: str | os.PathLike[str],
-    base_model_name: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``sqlagent-adapter.json`` into the adapter directory ``adapter``; return its path.
-
-    It records the current :data:`~sqlagent.prompt.PROMPT_FORMAT_VERSION` and the base model's
-    name (default: the base path's file or folder name) and :func:`model_fingerprint`, which
-    :class:`TransformersLLM` checks before it loads the adapter. ``extra`` adds top-level keys
-    (training settings, data set names) that the check ignores.
-    """
-    from sqlagent.prompt import PROMPT_FORMAT_VERSION
-
-    directory = Path(adapter).expanduser()
-    if not directory.is_dir():
-        raise ConfigError(f"no adapter directory at '{adapter}'")
-    base = Path(base_model).expanduser()
-    manifest: dict[str, Any] = {
-        "format": _ADAPTER_FORMAT,
-        "prompt_format": PROMPT_FORMAT_VERSION,
-        "base_model": {
-            "name": base_model_name or base.name,
-            "fingerprint": model_fingerprint(base),
-        },
-    }
-    clashes = sorted(set(manifest) & set(extra or {}))
-    if clashes:
-        raise ConfigError(f"extra may not set {', '.join(clashes)}")
-    manifest.update(extra or {})
-    target = directory / ADAPTER_MANIFEST
-    target.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return target
-
-
-@dataclass(frozen=True, slots=True)
-class _Location:
-    """Where a model lives: ``directory`` holds config.json, or ``gguf`` is the file itself
-    (then ``directory`` is its parent, as transformers' ``gguf_file=`` wants it)."""
-
-    directory: Path
-    gguf: Path | None = None
-
-    def source(self) -> dict[str, Any]:
-        """The ``from_pretrained`` keywords that load from here, offline."""
-        found: dict[str, Any] = {"local_files_only": True}
-        if self.gguf is not None:
-            found["gguf_file"] = self.gguf.name
-        return found
-
-
-def _model_location(path: Path) -> _Location:
-    expected = "a model directory with config.json and safetensors weights, or a .gguf file"
-    if path.is_file():
-        if path.suffix.lower() != ".gguf":
-            raise ConfigError(f"'{path}' is a file but not a .gguf file: expected {expected}")
-        return _Location(path.parent, path)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            hint = " (for GGUF, name the .gguf file itself)" if any(path.glob("*.gguf")) else ""
-            raise ConfigError(f"'{path}' has no config.json: expected {expected}{hint}")
-        return _Location(path)
-    raise ConfigError(f"no model at '{path}': expected {expected}")
-
-
-def _adapter_directory(path: Path) -> Path:
-    if not path.is_dir():
-        raise ConfigError(f"no adapter at '{path}': expected a PEFT adapter directory")
-    if not (path / "adapter_config.json").is_file():
-        raise ConfigError(
-            f"'{path}' is not a PEFT adapter directory: it has no adapter_config.json"
-        )
-    if not any((path / name).is_file() for name in _ADAPTER_WEIGHTS):
-        raise ConfigError(f"the adapter at '{path}' has no {' or '.join(_ADAPTER_WEIGHTS)}")
-    return path
-
-
-def _weight_files(directory: Path) -> list[Path]:
-    found = {*directory.glob("*.safetensors"), *directory.glob("pytorch_model*.bin")}
-    files = sorted(p for p in found if p.is_file())
-    if not files:
-        raise ConfigError(f"the model directory '{directory}' holds no *.safetensors weights")
-    return files
-
-
-def _canonical_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ConfigError(f"'{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ConfigError(f"'{path}' does not hold a JSON object")
-    return {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
-
-
-def _sampled_digest(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        if size <= _SAMPLES * _SAMPLE_BYTES:
-            digest.update(file.read())
-        else:
-            step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
-            for i in range(_SAMPLES):
-                file.seek(i * step)
-                digest.update(file.read(_SAMPLE_BYTES))
-    return digest.hexdigest()
-
-
-def _check_adapter_manifest(adapter: Path, base: Path) -> None:
-    """Refuse an adapter trained on another prompt format or another base model."""
-    from sqlagent.prompt import COMPATIBLE_PROMPT_FORMATS, PROMPT_FORMAT_VERSION
-
-    path = adapter / ADAPTER_MANIFEST
-    if not path.is_file():
-        _log.warning(
-            "adapter %s has no %s: its prompt format and base model cannot be checked",
-            adapter,
-            ADAPTER_MANIFEST,
-        )
-        return
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the adapter manifest '{path}': {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != _ADAPTER_FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ConfigError(
-            f"the adapter manifest '{path}' has format {found!r}, expected {_ADAPTER_FORMAT!r}"
-        )
-    prompt_format = manifest.get("prompt_format")
-    if prompt_format not in COMPATIBLE_PROMPT_FORMATS:
-        raise ConfigError(
-            f"the adapter at '{adapter}' was trained on prompt format {prompt_format!r}, but this "
-            f"sqlagent renders {PROMPT_FORMAT_VERSION!r}: retrain it with this version"
-        )
-    base_model = manifest.get("base_model")
-    expected = base_model.get("fingerprint") if isinstance(base_model, dict) else None
-    if not isinstance(expected, str) or not expected:
-        raise ConfigError(f"the adapter manifest '{path}' has no base_model.fingerprint")
-    actual = model_fingerprint(base)
-    if actual != expected:
-        name = base_model.get("name") if isinstance(base_model, dict) else None
-        raise ConfigError(
-            f"the adapter at '{adapter}' was trained on base model {name!r} ({expected}), "
-            f"not on '{base}' ({actual}): load it on the base model it was trained on"
-        )
+_NEEDED_BY = "TransformersLLM"
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +121,8 @@ class TransformersLLM(SyncLLM):
                 f"unknown dtype {dtype!r}: expected one of {', '.join(sorted(_DTYPES))}"
             )
         self.path = Path(path).expanduser()
-        self._location = _model_location(self.path)
-        self.adapter = None if adapter is None else _adapter_directory(Path(adapter).expanduser())
+        self._location = model_location(self.path)
+        self.adapter = None if adapter is None else adapter_directory(Path(adapter).expanduser())
         if load_in_4bit and self._location.gguf is not None:
             raise ConfigError(
                 "load_in_4bit applies to safetensors models: a GGUF file is dequantized on load"
@@ -377,15 +166,15 @@ class TransformersLLM(SyncLLM):
             return self._loaded
 
     def _load_now(self) -> _Loaded:
-        location = _model_location(self.path)  # again: files may have moved since __init__
-        adapter = None if self.adapter is None else _adapter_directory(self.adapter)
+        location = model_location(self.path)  # again: files may have moved since __init__
+        adapter = None if self.adapter is None else adapter_directory(self.adapter)
         if adapter is not None:
-            _check_adapter_manifest(adapter, self.path)
-        torch = _import("torch", _LOCAL_EXTRA)
-        _import("transformers", _LOCAL_EXTRA)
+            check_adapter_manifest(adapter, self.path)
+        torch = import_extra("torch", LOCAL_EXTRA, needed_by=_NEEDED_BY)
+        import_extra("transformers", LOCAL_EXTRA, needed_by=_NEEDED_BY)
         if adapter is not None:
-            _import("peft", _LOCAL_EXTRA)
-        capability = _cuda_capability(torch, self.device)
+            import_extra("peft", LOCAL_EXTRA, needed_by=_NEEDED_BY)
+        capability = cuda_capability(torch, self.device)
         device = self.device or ("cuda" if capability is not None else "cpu")
         dtype_name = auto_dtype(capability) if self.dtype == "auto" else self.dtype
         if self.load_in_4bit:
@@ -395,7 +184,7 @@ class TransformersLLM(SyncLLM):
                     "load without it"
                 )
             if importlib.util.find_spec("bitsandbytes") is None:
-                raise ConfigError(f"load_in_4bit needs bitsandbytes: {_GPU_EXTRA}")
+                raise ConfigError(f"load_in_4bit needs bitsandbytes: {GPU_EXTRA}")
         use_unsloth = _choose_unsloth(
             self.unsloth,
             installed=importlib.util.find_spec("unsloth") is not None,
@@ -412,8 +201,11 @@ class TransformersLLM(SyncLLM):
         )
         try:
             if use_unsloth:
-                model, tokenizer = _load_unsloth(
-                    location, getattr(torch, dtype_name), load_in_4bit=self.load_in_4bit
+                model, tokenizer = load_unsloth(
+                    location.directory,
+                    getattr(torch, dtype_name),
+                    load_in_4bit=self.load_in_4bit,
+                    needed_by=_NEEDED_BY,
                 )
             else:
                 model, tokenizer = self._load_transformers(
@@ -422,7 +214,8 @@ class TransformersLLM(SyncLLM):
             if adapter is not None:
                 model, tokenizer = _apply_adapter(model, tokenizer, adapter)
             if use_unsloth:
-                _import("unsloth", _GPU_EXTRA).FastLanguageModel.for_inference(model)
+                fast = import_extra("unsloth", GPU_EXTRA, needed_by=_NEEDED_BY).FastLanguageModel
+                fast.for_inference(model)
             model.eval()
         except SqlAgentError:
             raise
@@ -435,13 +228,12 @@ class TransformersLLM(SyncLLM):
                 + (f" with the adapter at '{adapter}'" if adapter else "")
                 + f": {type(exc).__name__}: {exc}"
             ) from exc
-        if tokenizer.chat_template is None:
-            tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+        prepare_tokenizer(tokenizer)
         generation = _generation_config(model, tokenizer, self.max_new_tokens)
         return _Loaded(model, tokenizer, generation, _context(model))
 
     def _load_transformers(
-        self, location: _Location, dtype: torch.dtype, device: str
+        self, location: ModelLocation, dtype: torch.dtype, device: str
     ) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
@@ -449,7 +241,7 @@ class TransformersLLM(SyncLLM):
         options: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}}
         if self.load_in_4bit:
             options["quantization_config"] = BitsAndBytesConfig(  # type: ignore[no-untyped-call]
-                **_nf4_options(dtype)
+                **nf4_options(dtype)
             )
         tokenizer = AutoTokenizer.from_pretrained(location.directory, **source)
         model = AutoModelForCausalLM.from_pretrained(location.directory, **source, **options)
@@ -513,25 +305,6 @@ class _Generation(SyncLLM):
         return owner._generate(messages)
 
 
-def _import(module: str, extra: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(f"TransformersLLM needs {module}: {extra}") from exc
-
-
-def _cuda_capability(torch: Any, device: str | None) -> tuple[int, int] | None:
-    """The compute capability of the CUDA device to use, or ``None`` when running on the CPU."""
-    if device is not None and not device.startswith("cuda"):
-        return None
-    if not torch.cuda.is_available():
-        if device is not None:
-            raise ConfigError(f"device {device!r} was asked for, but no CUDA GPU is available")
-        return None
-    major, minor = torch.cuda.get_device_capability(device)
-    return int(major), int(minor)
-
-
 def _choose_unsloth(setting: bool | None, *, installed: bool, cuda: bool, gguf: bool) -> bool:
     """Whether to load through unsloth: ``None`` means when it is installed, a CUDA GPU is
     present and the model is a directory; ``True`` insists (and says why it cannot)."""
@@ -539,41 +312,10 @@ def _choose_unsloth(setting: bool | None, *, installed: bool, cuda: bool, gguf: 
         return installed and cuda and not gguf
     if setting:
         if not installed:
-            raise ConfigError(f"unsloth=True, but unsloth is not installed: {_GPU_EXTRA}")
+            raise ConfigError(f"unsloth=True, but unsloth is not installed: {GPU_EXTRA}")
         if not cuda:
             raise ConfigError("unsloth=True needs a CUDA GPU; none is available")
     return setting
-
-
-def _nf4_options(
-    compute_dtype: torch.dtype, *, quant_type: str = "nf4", double_quant: bool = True
-) -> dict[str, Any]:
-    """bitsandbytes 4-bit weights, by default NormalFloat with double quantization (QLoRA's
-    setting), computing in ``compute_dtype``."""
-    return {
-        "load_in_4bit": True,
-        "bnb_4bit_quant_type": quant_type,
-        "bnb_4bit_use_double_quant": double_quant,
-        "bnb_4bit_compute_dtype": compute_dtype,
-    }
-
-
-def _load_unsloth(
-    location: _Location, dtype: torch.dtype, *, load_in_4bit: bool
-) -> tuple[Any, Any]:
-    """Unsloth's fast path (it places the model on the GPU itself).
-
-    NOT RUN HERE: sqlagent was developed without a GPU, so this was only exercised with a
-    stand-in for unsloth (tests/llm/test_transformers.py), never with unsloth itself.
-    """
-    fast = _import("unsloth", _GPU_EXTRA).FastLanguageModel
-    model, tokenizer = fast.from_pretrained(
-        model_name=str(location.directory),
-        dtype=dtype,
-        load_in_4bit=load_in_4bit,
-        local_files_only=True,
-    )
-    return model, tokenizer
 
 
 def _apply_adapter(model: Any, tokenizer: Any, adapter: Path) -> tuple[Any, Any]:

@@ -22,8 +22,7 @@ from typing import Any, Protocol
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sqlagent.audit._events import AuditEvent
-from sqlagent.audit._sinks import LoggingAuditSink
+from sqlagent.audit import AuditEvent, LoggingAuditSink
 from sqlagent.catalog import Catalog
 from sqlagent.config import SafetyConfig
 from sqlagent.dialects import resolve_dialect

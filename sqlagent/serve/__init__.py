@@ -7,16 +7,24 @@
 
 Endpoints: ``POST /v1/chat``, an OpenAI-compatible ``POST /v1/chat/completions``, ``GET
 /health``, ``GET /ready`` and ``GET /metrics``. The role of each request comes only from its
-verified credential (an API key or a JWT); see docs/serve.md. Importing this package imports
-FastAPI; the core install and ``sqlagent.cli`` never import it.
+verified credential (an API key or a JWT); ``/v1/chat`` keeps conversations per credential
+(:class:`ConversationStore`, in memory by default); see docs/serve.md. Importing this package
+imports FastAPI; the core install and ``sqlagent.cli`` never import it.
 """
 
 from sqlagent.serve._app import create_app
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._conversations import (
+    ConversationHistory,
+    ConversationKey,
+    ConversationStore,
+    MemoryConversationStore,
+)
 from sqlagent.serve._run import serve_in_thread
 from sqlagent.serve._settings import (
     API_KEYS_ENV,
     ApiKey,
+    ConversationSettings,
     JwtSettings,
     ServeLimits,
     ServeSettings,
@@ -28,7 +36,12 @@ __all__ = [
     "ApiKey",
     "AuthError",
     "Authenticator",
+    "ConversationHistory",
+    "ConversationKey",
+    "ConversationSettings",
+    "ConversationStore",
     "JwtSettings",
+    "MemoryConversationStore",
     "Principal",
     "ServeLimits",
     "ServeSettings",

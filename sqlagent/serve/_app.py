@@ -9,6 +9,11 @@ A request that reaches the agent is recorded by the agent's own audit event (exa
 the request id the response carries in ``X-Request-ID``); one refused before it gets an event of
 its own (name ``"serve"``) when ``audit_refusals`` is on. So each API request leaves exactly one
 audit event, and each event that the agent records is one request that reached it.
+
+A question that continues a conversation (``conversation_id`` on ``/v1/chat``) first waits for
+the conversation's earlier question to be answered (one at a time per conversation, so turn
+numbers never repeat), then reads the turns kept for this credential; its own turn is recorded
+once the agent has answered, whatever the answer's status, even when the caller had a 504.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from sqlagent.errors import AuditError, ConfigError
 from sqlagent.execution import ReadOnlyExecutor
 from sqlagent.llm import llm_name
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._conversations import (
+    ConversationKey,
+    ConversationStore,
+    MemoryConversationStore,
+    TurnOrder,
+)
 from sqlagent.serve._format import (
     ChatCompletionRequest,
     ChatRequest,
@@ -42,7 +53,7 @@ from sqlagent.serve._format import (
 from sqlagent.serve._limits import Admission, QueueFullError, RateLimiter, retry_after
 from sqlagent.serve._metrics import Metrics
 from sqlagent.serve._settings import ServeSettings
-from sqlagent.types import Answer
+from sqlagent.types import Answer, Turn
 
 if TYPE_CHECKING:
     from sqlagent.agent import SQLAgent
@@ -78,6 +89,26 @@ class _Refused(Exception):
         super().__init__(message)
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A validated request body: the question, the earlier turns it carries itself (the
+    messages of a chat completion) or the conversation the server keeps for it."""
+
+    question: str
+    body: Any
+    history: tuple[Turn, ...] = ()
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """The agent's answer, with its number in its conversation (``None`` outside one)."""
+
+    answer: Answer
+    conversation_id: str | None = None
+    turn: int | None = None
+
+
 @dataclass(slots=True)
 class _Call:
     """One API request while it is handled: what the refusal audit event needs."""
@@ -90,6 +121,8 @@ class _Call:
 
 
 Readiness = Callable[[], None]
+Parse = Callable[[bytes], _Query]
+Render = Callable[[_Reply, _Query], Response]
 
 
 class _Server:
@@ -103,6 +136,7 @@ class _Server:
         close_agent: bool,
         readiness: Readiness | None,
         clock: Callable[[], float],
+        conversations: ConversationStore | None,
     ) -> None:
         self.agent = agent
         self.settings = settings
@@ -116,6 +150,15 @@ class _Server:
         self.auth = Authenticator(settings, None if policy is None else list(policy.roles))
         self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst, clock=clock)
         self.admission = Admission(self.limits.max_concurrency, self.limits.max_queue)
+        kept = settings.conversations
+        self.own_conversations = conversations is None
+        self.conversations: ConversationStore = conversations or MemoryConversationStore(
+            max_conversations=kept.max_conversations,
+            max_turns=kept.max_turns,
+            ttl_s=kept.ttl_s,
+            clock=clock,
+        )
+        self.turn_order = TurnOrder()
         self.metrics = Metrics()
         self.metrics.queue_depth.set_function(lambda: self.admission.waiting)
         self.metrics.in_flight.set_function(lambda: self.admission.in_flight)
@@ -147,6 +190,8 @@ class _Server:
                     await loader
             if self.tasks:  # let requests inside the agent finish: each records its event
                 await asyncio.wait(self.tasks, timeout=_DRAIN_S)
+            if self.own_conversations:
+                await self.conversations.close()
             if self.close_agent:  # closes the executor, the catalog and every audit sink
                 await asyncio.to_thread(self.agent.close)
 
@@ -189,8 +234,8 @@ class _Server:
         self,
         request: Request,
         endpoint: str,
-        parse: Callable[[bytes], tuple[str, Any]],
-        render: Callable[[Answer, Any], Response],
+        parse: Parse,
+        render: Render,
     ) -> Response:
         start = time.perf_counter()
         call = _Call(endpoint, new_request_id(), request.client.host if request.client else None)
@@ -214,8 +259,8 @@ class _Server:
         self,
         request: Request,
         call: _Call,
-        parse: Callable[[bytes], tuple[str, Any]],
-        render: Callable[[Answer, Any], Response],
+        parse: Parse,
+        render: Render,
     ) -> tuple[Response, Outcome]:
         try:
             principal = call.principal = self.auth.authenticate(request.headers)
@@ -223,36 +268,62 @@ class _Server:
             call.principal = exc.principal
             outcome: Outcome = "forbidden" if exc.status == 403 else "unauthorized"
             raise _Refused(exc.status, outcome, str(exc)) from None
-        bucket = principal.name if principal.via != "default" else f"anonymous@{call.client}"
-        wait = self.rate.take(bucket)
+        # Anonymous callers (default_role) are told apart by address: buckets and conversations.
+        caller = principal.name if principal.via != "default" else f"anonymous@{call.client}"
+        wait = self.rate.take(caller)
         if wait > 0:
             raise _Refused(429, "rate_limited", "rate limit exceeded", retry_s=wait)
         body = await _read_body(request, self.limits.max_body_bytes)
-        question, parsed = parse(body)
-        call.question = question
-        if not question:
+        query = parse(body)
+        call.question = query.question
+        if not query.question:
             raise _Refused(422, "invalid", "the question is empty")
-        if len(question) > self.limits.max_question_chars:
+        if len(query.question) > self.limits.max_question_chars:
             raise _Refused(
                 422, "invalid", f"the question is longer than {self.limits.max_question_chars}"
             )
-        answer = await self._ask(question, principal.role, call.request_id)
-        return render(answer, parsed), answer.status
+        key = None
+        if query.conversation_id is not None:
+            key = ConversationKey(caller, principal.role, query.conversation_id)
+        reply = await self._ask(query, principal, call, key)
+        return render(reply, query), reply.answer.status
 
-    async def _ask(self, question: str, role: str | None, request_id: str) -> Answer:
+    async def _ask(
+        self, query: _Query, principal: Principal, call: _Call, key: ConversationKey | None
+    ) -> _Reply:
+        history, turn = query.history, None
+        if key is not None:
+            try:
+                await self.turn_order.acquire(key, self.limits.request_timeout_s)
+            except TimeoutError:
+                raise _Refused(
+                    504,
+                    "timeout",
+                    "the conversation's previous question is still being answered",
+                ) from None
         try:
+            if key is not None:
+                kept = await self.conversations.history(key)
+                history, turn = kept.turns, kept.next_turn
             await self.admission.enter()
-        except QueueFullError:
-            raise _Refused(
-                429, "queue_full", "the server is busy", retry_s=self.limits.retry_after_s
-            ) from None
-        task = asyncio.ensure_future(self._run(question, role, request_id))
+        except BaseException as exc:
+            if key is not None:
+                self.turn_order.release(key)
+            if isinstance(exc, QueueFullError):
+                raise _Refused(
+                    429, "queue_full", "the server is busy", retry_s=self.limits.retry_after_s
+                ) from None
+            raise
+        request_id = call.request_id
+        task = asyncio.ensure_future(
+            self._run(query, principal, call.endpoint, request_id, history, key, turn)
+        )
         self.tasks.add(task)
         task.add_done_callback(_forget(self.tasks))
         try:
             # shield: a timeout or a client that hangs up does not cancel the agent mid-request
             # (which could leave the request without its audit event); it finishes and records.
-            return await asyncio.wait_for(asyncio.shield(task), self.limits.request_timeout_s)
+            answer = await asyncio.wait_for(asyncio.shield(task), self.limits.request_timeout_s)
         except TimeoutError:
             raise _Refused(
                 504,
@@ -264,18 +335,52 @@ class _Server:
         except AuditError as exc:
             _log.error("audit failed: answer withheld", exc_info=exc)
             raise _Refused(500, "error", "the request could not be audited", reached=True) from None
+        return _Reply(answer, query.conversation_id, turn)
 
-    async def _run(self, question: str, role: str | None, request_id: str) -> Answer:
+    async def _run(
+        self,
+        query: _Query,
+        principal: Principal,
+        endpoint: str,
+        request_id: str,
+        history: tuple[Turn, ...],
+        key: ConversationKey | None,
+        turn: int | None,
+    ) -> Answer:
         start = time.perf_counter()
         try:
-            answer = await self.agent.aask(question, role=role, request_id=request_id)
+            try:
+                answer = await self.agent.aask(
+                    query.question,
+                    role=principal.role,
+                    request_id=request_id,
+                    history=history,
+                    conversation_id=query.conversation_id,
+                    turn=turn,
+                    audit_context={
+                        "interface": "http",
+                        "endpoint": endpoint,
+                        "caller": principal.name,
+                    },
+                )
+            finally:
+                self.admission.leave()
+            if key is not None:  # only a turn the agent answered (and audited) is kept
+                await self._record(key, answer)
         finally:
-            self.admission.leave()
+            if key is not None:
+                self.turn_order.release(key)
         self.metrics.agent_latency.labels(answer.status).observe(time.perf_counter() - start)
         if answer.status == "rejected" and answer.verdict is not None:
             for code in answer.verdict.codes:
                 self.metrics.rejections.labels(str(code)).inc()
         return answer
+
+    async def _record(self, key: ConversationKey, answer: Answer) -> None:
+        try:
+            await self.conversations.append(key, answer.as_turn())
+        except Exception as exc:  # the answer stands (it is audited); the next turn lacks it
+            _log.error("could not keep a conversation turn", exc_info=exc)
 
     def _refusal_response(self, refused: _Refused, call: _Call) -> Response:
         headers = {}
@@ -353,14 +458,34 @@ def _validated(model: type[pydantic.BaseModel], body: bytes) -> Any:
         raise _Refused(422, "invalid", problems) from None
 
 
-def _parse_chat(body: bytes) -> tuple[str, ChatRequest]:
+def _parse_chat(body: bytes) -> _Query:
     parsed: ChatRequest = _validated(ChatRequest, body)
-    return parsed.question.strip(), parsed
+    return _Query(parsed.question.strip(), parsed, conversation_id=parsed.conversation_id)
 
 
-def _parse_completion(body: bytes) -> tuple[str, ChatCompletionRequest]:
+def _parse_completion(body: bytes) -> _Query:
     parsed: ChatCompletionRequest = _validated(ChatCompletionRequest, body)
-    return parsed.question(), parsed
+    return _Query(parsed.question(), parsed, history=parsed.history())
+
+
+def _request_body(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting ``model`` as the JSON body (the endpoints read the raw
+    body themselves, to bound its size before parsing it)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    content = {_JSON: {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def create_app(
@@ -370,6 +495,7 @@ def create_app(
     close_agent: bool = True,
     readiness: Readiness | None = None,
     clock: Callable[[], float] = time.monotonic,
+    conversations: ConversationStore | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``agent``; see docs/serve.md for every endpoint.
 
@@ -377,9 +503,11 @@ def create_app(
     authenticator. Its lifespan closes ``agent`` on shutdown (``close_agent=False`` leaves that
     to the caller), after letting requests inside the agent finish. ``readiness`` replaces the
     database probe of ``GET /ready`` (a function that raises when not ready); ``clock`` drives
-    the rate limiter (tests). Raises :class:`~sqlagent.errors.ConfigError` when an API key or
-    ``default_role`` names a role the policy does not define, or when the agent has no policy
-    and ``settings.single_user`` is not set.
+    the rate limiter and the conversations' idle time (tests). ``conversations`` replaces the
+    in-memory store of ``settings.conversations`` (e.g. one shared by replicas); the app
+    closes only a store it made itself. Raises :class:`~sqlagent.errors.ConfigError` when an
+    API key or ``default_role`` names a role the policy does not define, or when the agent has
+    no policy and ``settings.single_user`` is not set.
     """
     server = _Server(
         agent,
@@ -387,6 +515,7 @@ def create_app(
         close_agent=close_agent,
         readiness=readiness,
         clock=clock,
+        conversations=conversations,
     )
     app = FastAPI(
         title="sqlagent",
@@ -396,27 +525,37 @@ def create_app(
     )
     app.state.sqlagent = server
 
-    def chat_response(answer: Answer, _parsed: ChatRequest) -> Response:
+    def chat_response(reply: _Reply, _query: _Query) -> Response:
+        answer = reply.answer
+        body = answer.to_dict()
+        if reply.conversation_id is not None:
+            body.update(conversation_id=reply.conversation_id, turn=reply.turn)
         return Response(
-            to_json(answer.to_dict()),
-            headers={"X-SQLAgent-Status": answer.status},
-            media_type=_JSON,
+            to_json(body), headers={"X-SQLAgent-Status": answer.status}, media_type=_JSON
         )
 
-    def completion_response(answer: Answer, parsed: ChatCompletionRequest) -> Response:
-        model = server.model
+    def completion_response(reply: _Reply, query: _Query) -> Response:
+        answer, model = reply.answer, server.model
         headers = {"X-SQLAgent-Status": answer.status}
-        if parsed.stream:
+        if query.body.stream:
             return StreamingResponse(
                 completion_chunks(answer, model), headers=headers, media_type="text/event-stream"
             )
         return Response(to_json(completion(answer, model)), headers=headers, media_type=_JSON)
 
-    @app.post(CHAT, summary="Ask a question; the answer object (status in the body).")
+    @app.post(
+        CHAT,
+        summary="Ask a question; the answer object (status in the body).",
+        openapi_extra=_request_body(ChatRequest),
+    )
     async def chat(request: Request) -> Response:
         return await server.handle(request, CHAT, _parse_chat, chat_response)
 
-    @app.post(COMPLETIONS, summary="OpenAI-compatible chat completion.")
+    @app.post(
+        COMPLETIONS,
+        summary="OpenAI-compatible chat completion; earlier user/assistant turns are history.",
+        openapi_extra=_request_body(ChatCompletionRequest),
+    )
     async def chat_completions(request: Request) -> Response:
         return await server.handle(request, COMPLETIONS, _parse_completion, completion_response)
 

@@ -9,10 +9,13 @@ from typing import Any, Literal
 
 import pydantic
 
-from sqlagent.types import Answer
+from sqlagent.errors import NoSQLFoundError
+from sqlagent.llm import extract_first_sql
+from sqlagent.types import Answer, Turn
 
 __all__ = [
     "ChatCompletionRequest",
+    "CONVERSATION_ID_PATTERN",
     "ChatRequest",
     "completion",
     "completion_chunks",
@@ -22,25 +25,42 @@ __all__ = [
 ]
 
 _TABLE_ROWS = 20
+#: What a ``conversation_id`` may be made of (1 to 128 of them): letters, digits, ``. _ : -``.
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+#: Message roles that are conversation turns; any other (system, developer, tool) is ignored.
+_TURN_ROLES = frozenset({"user", "assistant"})
 
 
 class ChatRequest(pydantic.BaseModel):
-    """``POST /v1/chat``: only the question. The role comes from the credential."""
+    """``POST /v1/chat``: the question, and optionally the conversation it continues. The role
+    comes from the credential."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    question: str = pydantic.Field(min_length=1)
+    question: str = pydantic.Field(min_length=1, description="The question, in plain language.")
+    conversation_id: str | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=CONVERSATION_ID_PATTERN,
+        description=(
+            "Continue this conversation: the server keeps its earlier turns (questions and the "
+            "SQL that ran) for your credential only and shows them to the model. 1-128 "
+            "characters of A-Z a-z 0-9 . _ : -"
+        ),
+        examples=["support-ticket-4711"],
+    )
 
 
 class _TextPart(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="ignore")
+    model_config = pydantic.ConfigDict(extra="ignore", title="TextPart")
 
     type: str
     text: str | None = None
 
 
 class _ChatMessage(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="ignore")
+    model_config = pydantic.ConfigDict(extra="ignore", title="ChatMessage")
 
     role: str
     content: str | list[_TextPart] | None = None
@@ -52,9 +72,11 @@ class _ChatMessage(pydantic.BaseModel):
 
 
 class ChatCompletionRequest(pydantic.BaseModel):
-    """``POST /v1/chat/completions``: the last user message is the question. Sampling options
+    """``POST /v1/chat/completions``: the last user message is the question, the user and
+    assistant messages before it the conversation so far (:meth:`history`). Sampling options
     (``temperature``, ``max_tokens`` ...) are accepted and ignored: the model runs as configured
-    on the server, and a chat ``system`` message cannot change what the agent may do."""
+    on the server. ``system``, ``developer`` and ``tool`` messages are ignored: nothing in a
+    request can change what the agent may do."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
@@ -63,10 +85,44 @@ class ChatCompletionRequest(pydantic.BaseModel):
     stream: bool = False
 
     def question(self) -> str:
-        for message in reversed(self.messages):
+        last = self._last_question()
+        return "" if last is None else self.messages[last].text().strip()
+
+    def history(self) -> tuple[Turn, ...]:
+        """The earlier turns, oldest first: each non-empty user message before the last one,
+        with the SQL of the first assistant message that follows it before the next user
+        message (the first SQL in it, e.g. the ```sql block of our own replies; ``None`` when
+        there is no such message or it holds no SQL). Only questions and SQL reach the model,
+        never the rows or prose of earlier replies."""
+        last = self._last_question()
+        turns: list[Turn] = []
+        pending: str | None = None  # an earlier question still waiting for its reply
+        for message in self.messages[: last or 0]:
+            if message.role not in _TURN_ROLES:
+                continue
             if message.role == "user":
-                return message.text().strip()
-        return ""
+                if pending is not None:
+                    turns.append(Turn(pending))
+                pending = message.text().strip() or None
+            elif pending is not None:
+                turns.append(Turn(pending, _sql_in(message.text())))
+                pending = None
+        if pending is not None:
+            turns.append(Turn(pending))
+        return tuple(turns)
+
+    def _last_question(self) -> int | None:
+        for index in range(len(self.messages) - 1, -1, -1):
+            if self.messages[index].role == "user":
+                return index
+        return None
+
+
+def _sql_in(text: str) -> str | None:
+    try:
+        return extract_first_sql(text)
+    except NoSQLFoundError:
+        return None
 
 
 def to_json(data: Any) -> bytes:

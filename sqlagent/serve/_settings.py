@@ -24,6 +24,7 @@ from sqlagent.errors import ConfigError
 __all__ = [
     "API_KEYS_ENV",
     "ApiKey",
+    "ConversationSettings",
     "JwtSettings",
     "ServeLimits",
     "ServeSettings",
@@ -97,6 +98,20 @@ class ServeLimits(_Frozen):
     retry_after_s: int = pydantic.Field(default=1, ge=1)
 
 
+class ConversationSettings(_Frozen):
+    """The conversations ``POST /v1/chat`` keeps for callers that send a ``conversation_id``.
+
+    At most ``max_conversations`` at once (the least recently used is dropped first), each
+    keeping its last ``max_turns`` turns (questions and SQL; the agent's ``history_turns`` and
+    ``history_tokens`` then bound what a prompt shows), each forgotten ``ttl_s`` seconds after
+    it was last used. A dropped or expired conversation simply starts again at turn 1.
+    """
+
+    max_conversations: int = pydantic.Field(default=10_000, ge=1, le=10_000_000)
+    max_turns: int = pydantic.Field(default=20, ge=1, le=1000)
+    ttl_s: float = pydantic.Field(default=3600.0, gt=0)
+
+
 class ServeSettings(_Frozen):
     """Everything :func:`~sqlagent.serve.create_app` needs besides the agent.
 
@@ -106,12 +121,14 @@ class ServeSettings(_Frozen):
     OpenAI-compatible responses (default: the agent's LLM name). ``single_user`` allows serving
     an agent without a role policy, where every caller reads everything; without it such an
     agent is refused at startup, so a policy that failed to load can never fail open.
+    ``conversations`` bounds the conversations kept for ``POST /v1/chat``.
     """
 
     keys: tuple[ApiKey, ...] = ()
     jwt: JwtSettings | None = None
     default_role: str | None = None
     limits: ServeLimits = ServeLimits()
+    conversations: ConversationSettings = ConversationSettings()
     audit_refusals: bool = True
     model_name: str | None = None
     single_user: bool = False

@@ -7,6 +7,7 @@ splits, :func:`train` fine-tunes an adapter (the ``train`` extra: transformers, 
 writes its manifest, and :func:`dry_run` / :func:`plan` size a run for ``--dry-run``.
 """
 
+from sqlagent.training._backends import Backend, choose_backend, count_parameters
 from sqlagent.training._config import (
     DEFAULT_TARGETS,
     DataSource,
@@ -28,22 +29,12 @@ from sqlagent.training._data import (
     items_from_suite,
     prepare,
     record_tokens,
+    suite_row,
 )
+from sqlagent.training._encode import Encoded, TrainData, encode_record, load_training_data
 from sqlagent.training._plan import TrainPlan, lora_parameters, plan
 from sqlagent.training._random import CHATML_TEMPLATE, TINY_LLAMA, random_model
-from sqlagent.training._train import (
-    Backend,
-    DryRun,
-    Encoded,
-    TrainData,
-    TrainResult,
-    choose_backend,
-    count_parameters,
-    dry_run,
-    encode_record,
-    load_training_data,
-    train,
-)
+from sqlagent.training._train import DryRun, TrainResult, dry_run, train
 
 __all__ = [
     "Backend",
@@ -80,5 +71,6 @@ __all__ = [
     "prepare",
     "random_model",
     "record_tokens",
+    "suite_row",
     "train",
 ]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from sqlagent.config import _resolve_sqlite_url, read_config_file, validated
+from sqlagent.config import read_config_file, resolve_sqlite_url, validated
 from sqlagent.errors import ConfigError
 
 __all__ = [
@@ -163,7 +163,7 @@ class TrainConfig(_Frozen):
                     "database": (
                         None
                         if source.database is None
-                        else _resolve_sqlite_url(source.database, base)
+                        else resolve_sqlite_url(source.database, base)
                     ),
                 }
             )

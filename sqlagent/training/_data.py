@@ -4,8 +4,11 @@ An adapter learns the prompt it is trained on, so every record here is the very 
 :class:`sqlagent.SQLAgent` sends the model (:meth:`SQLAgent.prompt_for`): the role's view of the
 catalog with sample values, its masked columns marked, the tables, few-shot examples and notes
 that retrieval picks, rendered by :mod:`sqlagent.prompt`. The target is
-:func:`~sqlagent.prompt.render_answer` of the gold SQL. Each record carries
-:data:`~sqlagent.prompt.PROMPT_FORMAT_VERSION` so a trained adapter can record it.
+:func:`~sqlagent.prompt.render_answer` of the gold SQL. A follow-up question (an eval suite
+item with a ``history``) is rendered with its conversation section, as the runtime renders it
+for :meth:`SQLAgent.ask` with that history, so multi-turn records need no format of their own.
+Each record carries :data:`~sqlagent.prompt.PROMPT_FORMAT_VERSION` so a trained adapter can
+record it.
 
 The agent settings come from ``agent`` (an :class:`~sqlagent.config.AgentConfig` or a mapping of
 its fields without ``database``); the default, :data:`DEFAULT_AGENT`, is what ``sqlagent eval``
@@ -30,6 +33,7 @@ from sqlagent.llm import MockLLM
 from sqlagent.memory import read_examples
 from sqlagent.prompt import PROMPT_FORMAT_VERSION, count_tokens, render_answer
 from sqlagent.safety import Policy
+from sqlagent.types import Turn
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -43,6 +47,7 @@ __all__ = [
     "items_from_suite",
     "prepare",
     "record_tokens",
+    "suite_row",
 ]
 
 SplitBy = Literal["item", "database"]
@@ -55,21 +60,27 @@ DEFAULT_AGENT: Mapping[str, Any] = {"retrieval": {"embedder": "hashing", "store"
 
 @dataclass(frozen=True, slots=True)
 class TrainItem:
-    """One question with its gold SQL and the database (a SQLAlchemy URL) it is asked of."""
+    """One question with its gold SQL and the database (a SQLAlchemy URL) it is asked of.
+
+    ``history`` holds the earlier turns of the conversation the question follows up on,
+    oldest first (empty for a question on its own); an item is identified by its history
+    and its question together."""
 
     question: str
     sql: str
     db_id: str
     url: str
     role: str | None = None
+    history: tuple[Turn, ...] = ()
 
 
 def items_from_suite(
     kind: SuiteKind, path: str | os.PathLike[str], *, limit: int | None = None
 ) -> list[TrainItem]:
-    """Spider-format data or an eval JSONL suite, read by :func:`sqlagent.evaluation.load_suite`."""
+    """Spider-format data or an eval JSONL suite, read by :func:`sqlagent.evaluation.load_suite`;
+    a JSONL item's ``history`` comes along (Spider items have none)."""
     return [
-        TrainItem(item.question, item.gold, item.db_id, item.url, item.role)
+        TrainItem(item.question, item.gold, item.db_id, item.url, item.role, item.history)
         for item in load_suite(kind, Path(path), limit=limit)
     ]
 
@@ -81,7 +92,8 @@ def items_from_examples(
     db_id: str | None = None,
     role: str | None = None,
 ) -> list[TrainItem]:
-    """The agent's example store (JSONL of ``{"question", "sql"}``) for the database at ``url``."""
+    """The agent's example store (JSONL of ``{"question", "sql"}``) for the database at ``url``;
+    stored examples are questions on their own, so these items have no history."""
     name = db_id or Path(url.rpartition("/")[2]).stem or "db"
     return [TrainItem(e.question, e.sql, name, url, role) for e in read_examples(path)]
 
@@ -100,11 +112,15 @@ def build_records(
     only to items of its own database). With a ``policy`` (or one named in ``agent``) an item's
     prompt shows only its role's view (an item without a role gets the policy's default role);
     an unknown role fails like it would at run time. Retrieved examples asking the item's own
-    question are left out. ``progress(n)`` is called after each record.
+    question are left out. An item's ``history`` is rendered as :meth:`SQLAgent.ask` renders
+    it (bounded by the agent's ``history_turns``/``history_tokens``; retrieval reads the recent
+    questions too). ``progress(n)`` is called after each record.
 
     Records: ``{"messages", "completion", "db_id", "question", "sql", "role", "url",
-    "prompt_format"}``. Raises :class:`sqlagent.errors.ConfigError` (or ``CatalogError``) for
-    bad settings or an unreadable database.
+    "history", "prompt_format"}``; ``history`` is the item's turns as
+    :meth:`Turn.to_dict` gives them (``[]`` for a question on its own). Raises
+    :class:`sqlagent.errors.ConfigError` (or ``CatalogError``) for bad settings or an
+    unreadable database.
     """
     from sqlagent.agent import SQLAgent
 
@@ -122,7 +138,9 @@ def build_records(
                     audit=MemoryAuditSink(),
                 )
             access = runtime.guard.access(item.role)
-            messages = runtime.prompt_for(item.question, role=item.role, leave_out=item.question)
+            messages = runtime.prompt_for(
+                item.question, role=item.role, leave_out=item.question, history=item.history
+            )
             records.append(
                 {
                     "messages": [m.to_dict() for m in messages],
@@ -132,6 +150,7 @@ def build_records(
                     "sql": item.sql,
                     "role": access.role if access is not None else None,
                     "url": item.url,
+                    "history": [turn.to_dict() for turn in item.history],
                     "prompt_format": PROMPT_FORMAT_VERSION,
                 }
             )
@@ -173,6 +192,34 @@ def _chars(record: dict[str, Any]) -> int:
 
 def _norm(question: str) -> str:
     return " ".join(question.lower().split()).rstrip("?.! ")
+
+
+def _identity(record: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    """A record's database, history and question, each question normalized like
+    :func:`_norm` and each turn's SQL with whitespace collapsed (records written before
+    multi-turn, without ``history``, are questions on their own)."""
+    turns = tuple(
+        (_norm(str(turn.get("question", ""))), " ".join(str(turn.get("sql") or "").split()))
+        for turn in record.get("history") or ()
+    )
+    return (record["db_id"], turns, _norm(record["question"]))
+
+
+def suite_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a line of an eval JSONL suite (:func:`sqlagent.evaluation.load_suite`):
+    its question, gold SQL, database URL, ``db_id``, and its ``role`` and ``history`` when it
+    has them, so a follow-up is evaluated after the same conversation it was trained on."""
+    row: dict[str, Any] = {
+        "question": record["question"],
+        "sql": record["sql"],
+        "database": record["url"],
+        "db_id": record["db_id"],
+    }
+    if record.get("role"):
+        row["role"] = record["role"]
+    if record.get("history"):
+        row["history"] = list(record["history"])
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +277,10 @@ def prepare(
 ) -> PreparedData:
     """Deduplicate, drop over-long records, and split into train and validation.
 
-    A duplicate is a record whose question (lower-cased, whitespace collapsed, end punctuation
-    dropped) and database match an earlier one; the first is kept. ``max_tokens`` counts prompt
+    A duplicate is a record whose database, question (lower-cased, whitespace collapsed, end
+    punctuation dropped) and history (each turn's question so normalized, its SQL with
+    whitespace collapsed) match an earlier one; the first is kept. The same follow-up after
+    two different conversations is two items. ``max_tokens`` counts prompt
     plus completion with ``count``. The split is deterministic for a given ``seed`` and input:
     by ``"item"`` a shuffled ``validation`` fraction of records; by ``"database"`` a shuffled
     fraction of the databases (rounded, at least one when there are two or more), so no
@@ -239,10 +288,10 @@ def prepare(
     """
     if not 0 <= validation < 1:
         raise ValueError("validation must be a fraction in [0, 1)")
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, tuple[tuple[str, str], ...], str]] = set()
     unique = []
     for record in records:
-        key = (record["db_id"], _norm(record["question"]))
+        key = _identity(record)
         if key not in seen:
             seen.add(key)
             unique.append(record)

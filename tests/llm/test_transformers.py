@@ -27,6 +27,7 @@ from sqlagent.llm import (
     Message,
     TransformersLLM,
     auto_dtype,
+    local,
     model_fingerprint,
     parse_llm_spec,
     write_adapter_manifest,
@@ -107,7 +108,7 @@ def test_4bit_settings_are_nf4_with_double_quantization() -> None:
     import torch
     from transformers import BitsAndBytesConfig
 
-    config = BitsAndBytesConfig(**backend._nf4_options(torch.bfloat16))
+    config = BitsAndBytesConfig(**local.nf4_options(torch.bfloat16))
     assert config.load_in_4bit
     assert config.bnb_4bit_quant_type == "nf4"
     assert config.bnb_4bit_use_double_quant
@@ -532,7 +533,7 @@ def fake_unsloth(monkeypatch: pytest.MonkeyPatch) -> type[FakeFastLanguageModel]
 
 
 def fake_gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int]) -> None:
-    monkeypatch.setattr(backend, "_cuda_capability", lambda torch, device: capability)
+    monkeypatch.setattr(backend, "cuda_capability", lambda torch, device: capability)
 
 
 def test_unsloth_is_used_with_a_gpu(

@@ -38,7 +38,7 @@ from sqlagent.training import (
     random_model,
     train,
 )
-from sqlagent.training._train import _load_unsloth, _use_4bit
+from sqlagent.training._backends import load_unsloth, use_4bit
 from tests.conftest import ROOT
 
 DEMO_SUITE = ROOT / "eval" / "demo" / "suite.jsonl"
@@ -186,10 +186,10 @@ def test_backend_choice() -> None:
 
 
 def test_four_bit_needs_a_gpu() -> None:
-    assert _use_4bit("auto", cuda=False, gguf=False) is False
-    assert _use_4bit(False, cuda=True, gguf=False) is False
+    assert use_4bit("auto", cuda=False, gguf=False) is False
+    assert use_4bit(False, cuda=True, gguf=False) is False
     with pytest.raises(ConfigError, match="CUDA GPU"):
-        _use_4bit(True, cuda=False, gguf=False)
+        use_4bit(True, cuda=False, gguf=False)
 
 
 def test_unsloth_path_passes_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_unsloth_path_passes_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_p
     config = TrainConfig.from_mapping(
         {"base_model": str(tmp_path), "data": [{"kind": "jsonl", "path": "x"}], "seed": 3}
     )
-    model, tok = _load_unsloth(config, "bf16", True)
+    model, tok = load_unsloth(config, "bf16", True)
     assert model == "model+lora"
     assert calls["load"] == {
         "model_name": str(tmp_path),
