@@ -8,7 +8,8 @@ as correct when its result rows equal the gold SQL's rows as a multiset.
     python benchmarks/demo_model_check.py --llm smollm2 [--limit N] [--json]
     python benchmarks/demo_model_check.py --llm transformers:/path/to/model[@/path/to/adapter]
 
-This is how the README's choice of default model was made: see "Which model answers by default".
+This is how the demo's default model was chosen: see docs/llm.md, "Which model answers by
+default".
 With --json the last line is one JSON object of the headline figures.
 """
 

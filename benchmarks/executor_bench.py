@@ -48,14 +48,14 @@ HUGE = {
 }
 _CHILD = """
 import resource, sys
-from sqlagent.errors import SqlAgentError
+from sqlagent.errors import SQLAgentError
 from sqlagent.execution import ReadOnlyExecutor
 with ReadOnlyExecutor(sys.argv[1], timeout_s=60, max_rows=10_000_000) as ex:
     ex.run("SELECT 1")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         ex.run(sys.argv[2]); outcome = "ok"
-    except SqlAgentError as exc:
+    except SQLAgentError as exc:
         outcome = type(exc).__name__
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024, outcome)
 """

@@ -47,7 +47,7 @@ from sqlagent.retrieval import (
     HashingEmbedder,
     InMemoryVectorStore,
     OnnxEmbedder,
-    RetrievalConfig,
+    RetrievalSettings,
     SchemaRetriever,
     SentenceTransformerEmbedder,
     VectorStore,
@@ -127,9 +127,9 @@ def main() -> int:
     parser.add_argument("--store", choices=["memory", "chroma"], default="memory")
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--column-docs", action="store_true", help="also one document per column")
-    parser.add_argument("--lexical-weight", type=float, default=RetrievalConfig().lexical_weight)
+    parser.add_argument("--lexical-weight", type=float, default=RetrievalSettings().lexical_weight)
     parser.add_argument(
-        "--neighbour-weight", type=float, default=RetrievalConfig().neighbour_weight
+        "--neighbour-weight", type=float, default=RetrievalSettings().neighbour_weight
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="MiniLM threads (default: the runtime's)"
@@ -147,7 +147,7 @@ def main() -> int:
     items = json.loads((args.data / "dev.json").read_text(encoding="utf-8"))
     if args.limit is not None:
         items = items[: args.limit]
-    config = RetrievalConfig(
+    config = RetrievalSettings(
         column_documents=args.column_docs,
         lexical_weight=args.lexical_weight,
         neighbour_weight=args.neighbour_weight,

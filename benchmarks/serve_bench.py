@@ -32,6 +32,22 @@ not the server's capacity with clients on other machines.
     python benchmarks/serve_bench.py [--requests N] [--clients N] [--slots N] [--repeats N]
         [--client httpx|openai|both] [--max-seconds S] [--seed N] [--json]
 
+``--replicas N`` measures the scale-out instead: separate ``sqlagent serve`` processes on
+loopback ports (the demo, the mock model, one JSONL audit log they all append to), in four
+set-ups within one run: 1 and N replicas, each without and with ``redis_url`` (a Redis of its
+own unless ``--redis-url``; with Redis the service-wide admission is on too, with a bound it
+never reaches, so its round trips are paid). Per set-up, from ``--clients`` asyncio clients
+round robin over the replicas: requests/s and p50/p99 latency of plain questions, and of
+conversation turns (``conversation_id``: a lock, the history, the new turn, the unlock). The
+cost of the Redis round trips per request is measured on one replica at concurrency 1 (median
+latency with minus without Redis, ``--probe`` sequential requests each), with the Redis round
+trips and commands (those inside scripts included) per request, from Redis's ``INFO``.
+Checks: every response a 200 (answered, or refused by the policy), exactly one audit event
+per request, and the chain verifies.
+
+    python benchmarks/serve_bench.py --replicas 3 [--requests N] [--clients N] [--slots N]
+        [--repeats N] [--probe N] [--redis-url URL] [--json]
+
 With --json the last line is one JSON object of the headline figures.
 """
 
@@ -39,17 +55,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import queue
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +84,10 @@ from sqlagent.catalog import reflect_catalog
 from sqlagent.config import AgentConfig
 from sqlagent.demo import DEMO_QUESTIONS, write_demo
 from sqlagent.safety import Guard, Policy
-from sqlagent.serve import ServeSettings, create_app, serve_in_thread
+from sqlagent.serve import ServeSettings, create_app, hash_key, serve_in_thread
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests.serve.replicas import Replica, replica_files, start_replicas
 
 ROLES = ("viewer", "analyst", "hr", "admin")
 MASK = "***"
@@ -92,9 +115,7 @@ class LeakCheck:
 
     def __init__(self, url: str, policy_path: Path) -> None:
         self.policy = Policy.from_file(policy_path)
-        self.guard = Guard(
-            dialect="sqlite", catalog=reflect_catalog(url), policy=self.policy, audit=None
-        )
+        self.guard = Guard(dialect="sqlite", catalog=reflect_catalog(url), policy=self.policy)
 
     def problems(self, role: str, body: dict[str, Any]) -> list[str]:
         found: list[str] = []
@@ -237,8 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a run after")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--replicas", type=int, default=0, help="N > 0: N server processes, with and without Redis"
+    )
+    parser.add_argument("--probe", type=int, default=300, help="--replicas: sequential requests")
+    parser.add_argument("--redis-url", help="--replicas: this Redis (default: one of its own)")
     args = parser.parse_args(argv)
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    if args.replicas > 0:
+        return replicas_main(args)
     console = Console(stderr=args.json)
     kinds = ("httpx", "openai") if args.client == "both" else (args.client,)
 
@@ -380,6 +408,270 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(figures))
     ok = not leaks and audit_exact and chain_ok and http[200] == sent
     return 0 if ok else 1
+
+
+# -- --replicas: server processes, with and without Redis ----------------------------------------
+@contextlib.contextmanager
+def _redis(url: str | None) -> Iterator[str]:
+    """``url``, or a ``redis-server`` of our own on a free port (no persistence) until the end."""
+    if url is not None:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed: pass --redis-url")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+#: The commands the app sends itself (one round trip each); every other command runs inside
+#: its scripts. PING and the lease renewals (TIME, ZADD) are left out: not per request.
+_ROUND_TRIPS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_set")
+
+
+def _redis_counts(url: str) -> tuple[int, int]:
+    """(round trips, commands) the Redis at ``url`` has served so far."""
+    import redis
+
+    with contextlib.closing(redis.Redis.from_url(url)) as client:
+        stats = client.info("commandstats")
+        commands = int(client.info("stats")["total_commands_processed"])
+    trips = sum(int(stats[name]["calls"]) for name in _ROUND_TRIPS if name in stats)
+    return trips, commands
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    seconds: float
+    status: int
+    request_id: str | None
+    answer: str | None  # the answer's status
+
+
+async def _replica_load(
+    replicas: Sequence[Replica],
+    keys: dict[str, str],
+    jobs: Sequence[Job],
+    clients: int,
+    *,
+    conversations: bool,
+) -> tuple[list[Timed], float]:
+    """``jobs`` from ``clients`` tasks, round robin over the replicas. With ``conversations``
+    each task is one conversation: its questions are the turns, asked one after another."""
+    results: list[Timed] = []
+    pending = list(jobs)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker(number: int) -> None:
+            conversation = f"bench-{uuid.uuid4().hex[:8]}-{number}" if conversations else None
+            sent = number
+            while pending:
+                role, question = pending.pop()
+                body: dict[str, Any] = {"question": question}
+                if conversation is not None:
+                    body["conversation_id"] = conversation
+                url = replicas[sent % len(replicas)].url
+                sent += 1
+                start = time.perf_counter()
+                response = await client.post(
+                    f"{url}/v1/chat", json=body, headers={"Authorization": f"Bearer {keys[role]}"}
+                )
+                seconds = time.perf_counter() - start
+                status = response.json().get("status") if response.status_code == 200 else None
+                rid = response.headers.get("X-Request-ID")
+                results.append(Timed(seconds, response.status_code, rid, status))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - start
+    return results, elapsed
+
+
+def _summary(runs: Sequence[tuple[list[Timed], float]]) -> dict[str, Any]:
+    latencies = [t.seconds * 1000 for results, _ in runs for t in results]
+    rates = [len(results) / elapsed for results, elapsed in runs if elapsed]
+    return {
+        "requests": len(latencies),
+        "throughput_rps": _spread(rates),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(_percentile(latencies, 0.99), 2),
+    }
+
+
+def replicas_main(args: argparse.Namespace) -> int:
+    console = Console(stderr=args.json)
+    counts = sorted({1, args.replicas})
+    keys = {role: f"bench-{role}-key" for role in ROLES}
+    questions = [q.question for q in DEMO_QUESTIONS]
+    setups: dict[str, dict[str, Any]] = {}
+    probe: dict[str, float] = {}
+    round_trips: dict[str, float] = {}
+    commands: dict[str, float] = {}
+    all_ok = True
+    with tempfile.TemporaryDirectory() as tmp, _redis(args.redis_url) as redis_url:
+        demo = write_demo(Path(tmp) / "demo")
+        for replicas_n in counts:
+            for shared in (False, True):
+                name = f"{replicas_n} replica{'s' if replicas_n > 1 else ''}, " + (
+                    "redis" if shared else "no redis"
+                )
+                folder = Path(tmp) / f"{replicas_n}-{'redis' if shared else 'local'}"
+                folder.mkdir()
+                log = folder / "audit.jsonl"
+                serve: dict[str, Any] = {
+                    "keys": [
+                        {"name": role, "role": role, "key_sha256": hash_key(key)}
+                        for role, key in keys.items()
+                    ],
+                    # a bucket that never runs dry: its round trip is paid, never a 429
+                    "limits": {
+                        "max_concurrency": args.slots,
+                        "max_queue": 10_000,
+                        "rate_per_minute": 1e9,
+                        "burst": 1_000_000,
+                    },
+                }
+                if shared:
+                    serve["redis_url"] = redis_url
+                    serve["redis"] = {"key_prefix": f"bench-{uuid.uuid4().hex[:8]}"}
+                    serve["limits"]["service_max_concurrency"] = 100_000
+                config, serve_file = replica_files(folder, demo, audit_log=str(log), serve=serve)
+                ids: list[str | None] = []
+                with start_replicas(replicas_n, config, serve_file) as replicas:
+                    warm = [(role, q) for role in ROLES for q in questions[:3]] * replicas_n
+                    results, _ = asyncio.run(
+                        _replica_load(replicas, keys, warm, len(replicas), conversations=False)
+                    )
+                    ids += [t.request_id for t in results]
+                    if replicas_n == 1:  # the per-request cost, without queueing
+                        rng = random.Random(args.seed)
+                        jobs = [
+                            (rng.choice(ROLES), rng.choice(questions)) for _ in range(args.probe)
+                        ]
+                        trips, before = _redis_counts(redis_url)
+                        results, _ = asyncio.run(
+                            _replica_load(replicas, keys, jobs, 1, conversations=False)
+                        )
+                        trips_after, after = _redis_counts(redis_url)
+                        ids += [t.request_id for t in results]
+                        probe[name] = statistics.median(t.seconds * 1000 for t in results)
+                        round_trips[name] = (trips_after - trips) / len(results)
+                        commands[name] = (after - before - 2) / len(results)  # less the INFOs
+                    figures: dict[str, Any] = {}
+                    everything: list[Timed] = []
+                    for kind in ("plain", "conversation"):
+                        runs = []
+                        for repeat in range(args.repeats):
+                            rng = random.Random(args.seed + repeat)
+                            jobs = [
+                                (rng.choice(ROLES), rng.choice(questions))
+                                for _ in range(args.requests)
+                            ]
+                            run = asyncio.run(
+                                _replica_load(
+                                    replicas,
+                                    keys,
+                                    jobs,
+                                    args.clients,
+                                    conversations=kind == "conversation",
+                                )
+                            )
+                            runs.append(run)
+                            everything += run[0]
+                        figures[kind] = _summary(runs)
+                    ids += [t.request_id for t in everything]
+                # Every replica has shut down: the audit log is complete.
+                logged = Counter(
+                    json.loads(line)["request_id"] for line in log.read_text().splitlines()
+                )
+                exact = logged == Counter(ids) and set(logged.values()) == {1}
+                chain = verify_chain(log).ok
+                http_ok = all(t.status == 200 for t in everything)
+                statuses = Counter(t.answer for t in everything)
+                figures.update(
+                    replicas=replicas_n,
+                    redis=shared,
+                    http_200=sum(t.status == 200 for t in everything),
+                    failed=statuses["failed"],
+                    audit_exactly_one_per_request=exact,
+                    audit_chain_ok=chain,
+                )
+                all_ok = all_ok and exact and chain and http_ok and not statuses["failed"]
+                setups[name] = figures
+
+    base, shared_one = "1 replica, no redis", "1 replica, redis"
+    cost = {
+        "p50_ms_without": round(probe[base], 3),
+        "p50_ms_with": round(probe[shared_one], 3),
+        "added_ms_per_request": round(probe[shared_one] - probe[base], 3),
+        "redis_round_trips_per_request": round(round_trips[shared_one], 2),
+        "redis_commands_per_request": round(commands[shared_one], 2),
+        "probe_requests": args.probe,
+    }
+    title = (
+        f"sqlagent serve as separate processes: {args.requests} requests x {args.repeats} runs, "
+        f"{args.clients} clients, {args.slots} slots per replica, loopback, mock model"
+    )
+    table = Table(title=title)
+    for column in ("set-up", "workload", "requests/s median", "range", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("set-up", "workload") else "right")
+    for name, figures in setups.items():
+        for kind in ("plain", "conversation"):
+            row = figures[kind]
+            rate = row["throughput_rps"]
+            table.add_row(
+                name,
+                kind,
+                f"{rate['median']:.1f}",
+                f"{rate['min']:.1f}-{rate['max']:.1f}",
+                str(row["p50_ms"]),
+                str(row["p99_ms"]),
+            )
+    console.print(table)
+    costs = Table(title="Redis round trips, 1 replica, one request at a time (plain questions)")
+    costs.add_column("figure")
+    costs.add_column("value", justify="right")
+    for key, value in cost.items():
+        costs.add_row(key, str(value))
+    console.print(costs)
+    checks = Table(title="checks per set-up")
+    for column in ("set-up", "http 200", "failed", "one audit event each", "chain ok"):
+        checks.add_column(column, justify="left" if column == "set-up" else "right")
+    for name, figures in setups.items():
+        checks.add_row(
+            name,
+            str(figures["http_200"]),
+            str(figures["failed"]),
+            str(figures["audit_exactly_one_per_request"]),
+            str(figures["audit_chain_ok"]),
+        )
+    console.print(checks)
+    if args.json:
+        print(json.dumps({"setups": setups, "redis_cost": cost, "clients": args.clients}))
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":

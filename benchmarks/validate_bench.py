@@ -92,11 +92,12 @@ def main() -> int:
         path = args.data / "database" / db_id / f"{db_id}.sqlite"
         catalog = reflect_catalog(f"sqlite:///{path}")
         queries = [i["query"] for i in items if i["db_id"] == db_id]
-        # audit=None: the figure is the judgement itself (sinks are measured by their own tests)
-        guards["single_user"][db_id] = Guard(catalog=catalog, audit=None)
-        guards["policy"][db_id] = Guard(catalog=catalog, policy=admin, audit=None)
+        # The figure is the judgement itself (the guard records nothing; sinks are measured by
+        # their own tests).
+        guards["single_user"][db_id] = Guard(catalog=catalog)
+        guards["policy"][db_id] = Guard(catalog=catalog, policy=admin)
         guards["policy_masked"][db_id] = Guard(
-            catalog=catalog, policy=_masked_policy(catalog, queries), audit=None
+            catalog=catalog, policy=_masked_policy(catalog, queries)
         )
         for by_db in guards.values():
             by_db[db_id].check("SELECT 1")  # build the role's prepared schema once

@@ -1,7 +1,9 @@
 """A tamper-evident audit trail: every decision is one hash-chained JSONL line.
 
-Writes a few decisions, verifies the chain, edits one line the way an intruder would, and shows
-that verification names the line. Run: python examples/audit_trail.py
+The guard only judges; the caller records each verdict it acts on (``verdict_event`` builds the
+same "validate" event ``sqlagent validate`` writes). Writes a few decisions, verifies the chain,
+edits one line the way an intruder would, and shows that verification names the line.
+Run: python examples/audit_trail.py
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from sqlagent import Catalog, Guard
-from sqlagent.audit import Auditor, JsonlAuditSink, verify_chain
+from sqlagent.audit import Auditor, JsonlAuditSink, verdict_event, verify_chain
 
 
 def main() -> None:
@@ -18,13 +20,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "audit.jsonl"
         with Auditor([JsonlAuditSink(log, fsync=True)], on_sink_error="fail") as auditor:
-            guard = Guard(dialect="postgres", catalog=catalog, audit=auditor)
+            guard = Guard(dialect="postgres", catalog=catalog)
             for sql in [
                 "SELECT customer, sum(total) FROM orders GROUP BY customer",
                 "DELETE FROM orders",
                 "SELECT totl FROM orders",
             ]:
-                print(guard.check(sql).summary())
+                verdict = guard.check(sql)
+                auditor.emit(verdict_event(verdict))
+                print(verdict.summary())
         report = verify_chain(log)
         print(f"chain ok={report.ok} lines={report.lines} head={report.head[:16]}...")
         assert report.ok

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlagent import Guard, Policy, reflect_catalog
 from sqlagent.demo import DEMO_QUESTIONS, write_demo
-from sqlagent.retrieval import HashingEmbedder, RetrievalConfig, RetrievalIndex
+from sqlagent.retrieval import HashingEmbedder, RetrievalIndex, RetrievalSettings
 from sqlagent.types import Example
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         demo = write_demo(Path(tmp))
         catalog = reflect_catalog(demo.url)
-        guard = Guard(catalog=catalog, policy=Policy.from_file(demo.policy), audit=None)
+        guard = Guard(catalog=catalog, policy=Policy.from_file(demo.policy))
         # HashingEmbedder keeps this example dependency-free; the default is MiniLM (offline),
         # and stores=lambda name: ChromaVectorStore(persistent_chroma_client(path), name)
         # keeps the index in an embedded chromadb.
@@ -30,7 +30,7 @@ def main() -> None:
             embedder=HashingEmbedder(),
             docs={"glossary.md": demo.glossary.read_text(encoding="utf-8")},
             examples=[Example(q.question, q.sql) for q in DEMO_QUESTIONS],
-            config=RetrievalConfig(k=2, examples=1, docs=1),
+            config=RetrievalSettings(k_tables=2, k_examples=1, k_docs=1),
         )
         question = "What was the total payroll cost of each department?"
         for role in ("viewer", "hr"):

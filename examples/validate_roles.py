@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 from sqlagent import Guard, Policy, reflect_catalog
-from sqlagent.audit import MemoryAuditSink
+from sqlagent.audit import MemoryAuditSink, verdict_event
 from sqlagent.demo import write_demo
 
 QUERIES = [
@@ -32,12 +32,12 @@ def main() -> None:
             dialect="sqlite",
             catalog=reflect_catalog(demo.url),
             policy=Policy.from_file(demo.policy),
-            audit=audit,
         )
         for role in ("viewer", "analyst", "hr"):
             print(f"\n=== role: {role}")
             for sql in QUERIES:
                 verdict = guard.check(sql, role=role)
+                audit.emit(verdict_event(verdict, role=role))  # the guard only judges
                 if not verdict.allowed:
                     print(f"REJECTED  {sql}\n          {verdict.summary()}")
                     continue

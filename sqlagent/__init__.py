@@ -9,7 +9,7 @@ table and column grounded in the real catalog, and the caller's role enforced wi
 grants and masking. Nothing here loads a model or touches a database at import time.
 """
 
-from sqlagent.agent import SQLAgent
+from sqlagent.agent import Conversation, SQLAgent
 from sqlagent.catalog import (
     Catalog,
     CatalogSource,
@@ -21,27 +21,39 @@ from sqlagent.catalog import (
     reflect_catalog,
     sample_values,
 )
-from sqlagent.config import AgentConfig, RetrievalSettings, SafetyConfig
+from sqlagent.config import AgentConfig
 from sqlagent.errors import (
     AuditError,
+    AuthError,
     CatalogError,
     ConfigError,
     DialectError,
     ExecutionError,
+    LLMError,
+    LLMUnavailableError,
+    NoSQLFoundError,
     PolicyError,
+    PrivilegeError,
     QueryTimeoutError,
     ReadOnlyViolationError,
     RejectedError,
-    SqlAgentError,
+    ResultTooLargeError,
+    RetrievalError,
+    SharedStateError,
+    SQLAgentError,
 )
-from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
+from sqlagent.execution import ExecutionResult, Executor, ReadOnlyExecutor
+from sqlagent.llm import LLM, MockLLM
 from sqlagent.memory import ExampleStore
-from sqlagent.safety import Access, Guard, Policy, check_sql
+from sqlagent.retrieval import RetrievalSettings
+from sqlagent.safety import Access, Guard, Policy, SafetyConfig, check_sql
 from sqlagent.types import (
     Answer,
     Attempt,
     Example,
+    Message,
     ReusedExample,
+    Turn,
     Verdict,
     Violation,
     ViolationCode,
@@ -53,31 +65,45 @@ __all__ = [
     "Answer",
     "Attempt",
     "AuditError",
+    "AuthError",
     "Catalog",
     "CatalogError",
     "CatalogSource",
     "Column",
     "ConfigError",
+    "Conversation",
     "DialectError",
     "Example",
     "ExampleStore",
     "ExecutionError",
     "ExecutionResult",
+    "Executor",
     "ForeignKey",
     "Guard",
+    "LLM",
+    "LLMError",
+    "LLMUnavailableError",
+    "Message",
+    "MockLLM",
+    "NoSQLFoundError",
     "Policy",
     "PolicyError",
+    "PrivilegeError",
     "QueryTimeoutError",
     "ReadOnlyExecutor",
     "ReadOnlyViolationError",
     "RejectedError",
+    "ResultTooLargeError",
+    "RetrievalError",
     "RetrievalSettings",
     "ReusedExample",
     "SQLAgent",
+    "SQLAgentError",
     "SafetyConfig",
     "SampleOptions",
-    "SqlAgentError",
+    "SharedStateError",
     "Table",
+    "Turn",
     "Verdict",
     "Violation",
     "ViolationCode",
@@ -89,3 +115,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    if name == "SqlAgentError":  # the spelling before 0.2
+        import warnings
+
+        warnings.warn(
+            "sqlagent.SqlAgentError is now SQLAgentError (one spelling of SQL)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SQLAgentError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,21 +12,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlagent.audit import AuditSink, JsonlAuditSink, LoggingAuditSink
+from sqlagent.audit import AuditSink, LoggingAuditSink, open_audit_sink
 from sqlagent.catalog import Catalog
-from sqlagent.config import AgentConfig, RetrievalSettings
+from sqlagent.config import AgentConfig
 from sqlagent.dialects import resolve_dialect
-from sqlagent.errors import ConfigError, PrivilegeError, SqlAgentError
+from sqlagent.errors import ConfigError, PrivilegeError, SQLAgentError
 from sqlagent.execution import ReadOnlyExecutor, check_privileges, summarize_findings
-from sqlagent.llm import LLM, FallbackLLM, LLMSpec, MockLLM, parse_llm_spec
+from sqlagent.llm import LLM, ExampleSource, FallbackLLM, LLMSpec, MockLLM, parse_llm_spec
 from sqlagent.prompt import question_of
 from sqlagent.retrieval import (
     ChromaVectorStore,
     Embedder,
     HashingEmbedder,
     InMemoryVectorStore,
-    RetrievalConfig,
     RetrievalIndex,
+    RetrievalSettings,
     SentenceTransformerEmbedder,
     VectorStore,
     default_embedder,
@@ -59,21 +59,23 @@ class RoleView:
     masked: frozenset[tuple[str, str]]
 
 
-def _one_llm(spec: str, config: AgentConfig, examples: Sequence[Example]) -> LLM:
+def _one_llm(spec: str, config: AgentConfig, examples: ExampleSource) -> LLM:
     if LLMSpec.parse(spec).kind == "mock":
         # The mock matches the question (not the schema around it) against the stored examples,
-        # and answers only when one is similar enough. With none yet it builds all the same
+        # and answers only when one is similar enough. It reads the store on each question, so
+        # an example added later answers at once. With none yet it builds all the same
         # (`sqlagent examples add` and `index` need no model) and refuses every question.
         return MockLLM(
-            examples=[(e.question, e.sql) for e in examples],
+            examples=examples,
             question=question_of,
             min_similarity=config.mock_min_similarity,
         )
     return parse_llm_spec(spec, model=config.model)
 
 
-def build_llm(config: AgentConfig, examples: Sequence[Example]) -> LLM:
-    """The configured model, with its fallbacks (tried in order when it is unavailable)."""
+def build_llm(config: AgentConfig, examples: ExampleSource) -> LLM:
+    """The configured model, with its fallbacks (tried in order when it is unavailable); a mock
+    answers from ``examples`` (the agent's example store)."""
     primary = _one_llm(config.llm, config, examples)
     if not config.fallbacks:
         return primary
@@ -82,7 +84,7 @@ def build_llm(config: AgentConfig, examples: Sequence[Example]) -> LLM:
 
 def build_audit_sink(config: AgentConfig) -> AuditSink:
     if config.audit_log is not None:
-        return JsonlAuditSink(config.audit_log)
+        return open_audit_sink(config.audit_log)
     return LoggingAuditSink()
 
 
@@ -136,9 +138,7 @@ def build_retrieval(
         docs=docs,
         examples=examples,
         dialect=dialect,
-        config=RetrievalConfig(
-            k=settings.k_tables, examples=settings.k_examples, docs=settings.k_docs
-        ),
+        config=settings,
     )
 
 
@@ -162,7 +162,7 @@ def check_login(executor: ReadOnlyExecutor, config: AgentConfig) -> None:
     """
     try:
         findings = check_privileges(executor, timeout_s=min(config.timeout_s, 10.0))
-    except SqlAgentError as exc:
+    except SQLAgentError as exc:
         if config.require_least_privilege:
             raise PrivilegeError(
                 "require_least_privilege is set, but the database login's privileges could not "
@@ -192,6 +192,6 @@ def guard_dialect(config: AgentConfig, executor: ReadOnlyExecutor) -> str:
         return "mariadb"
     try:
         return executor.server_dialect()
-    except SqlAgentError as exc:  # reflection reached the server moments ago: unlikely
+    except SQLAgentError as exc:  # reflection reached the server moments ago: unlikely
         _log.warning("could not tell MariaDB from MySQL (%s): using mysql", exc)
         return "mysql"

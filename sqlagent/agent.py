@@ -34,7 +34,7 @@ from sqlagent._assembly import (
     check_login,
     guard_dialect,
 )
-from sqlagent.audit import AuditEvent, Auditor, AuditSink, new_request_id
+from sqlagent.audit import AuditEvent, Auditor, AuditSink, new_request_id, verdict_event
 from sqlagent.catalog import Catalog, CatalogSource, SampleOptions, all_columns
 from sqlagent.config import AgentConfig
 from sqlagent.dialects import dialect_from_url, resolve_dialect
@@ -46,7 +46,7 @@ from sqlagent.errors import (
     ReadOnlyViolationError,
     ResultTooLargeError,
     RetrievalError,
-    SqlAgentError,
+    SQLAgentError,
 )
 from sqlagent.execution import ExecutionResult, Executor, ReadOnlyExecutor
 from sqlagent.llm import (
@@ -164,7 +164,6 @@ class SQLAgent:
         self.policy = policy
         self.examples = ExampleStore(path=config.examples)
         self.docs = {str(p): _read_text(p) for p in config.docs}
-        self._own_llm = llm is None
         self.catalogs = CatalogSource(
             config.database,
             sample=SampleOptions(
@@ -173,7 +172,7 @@ class SQLAgent:
         )
         catalog = self.catalogs.catalog()  # reflect first: a bad database fails before any open
         try:
-            self.llm = llm if llm is not None else build_llm(config, self.examples.examples)
+            self.llm = llm if llm is not None else build_llm(config, self.examples)
         except BaseException:
             self.catalogs.close()
             raise
@@ -206,7 +205,6 @@ class SQLAgent:
             catalog=catalog,
             policy=self.policy,
             config=self.config.safety_config(),
-            audit=None,  # the agent records one event per question itself
         )
         retrieval = build_retrieval(
             self.config, catalog, self.dialect, self.examples.examples, self.docs
@@ -542,7 +540,9 @@ class SQLAgent:
             )
         try:
             found = state.retrieval.retrieve(question, view.catalog, masked=view.masked, k=k)
-        except SqlAgentError:
+        except RetrievalError as exc:  # the store said what failed (a chroma server down)
+            raise RetrievalError(f"schema retrieval failed: {exc}") from exc
+        except SQLAgentError:
             raise
         except Exception as exc:  # the embedder or the store (a chroma server down)
             raise RetrievalError(f"schema retrieval failed: {_describe(exc)}") from exc
@@ -609,28 +609,15 @@ class SQLAgent:
         """The guard's verdict on ``sql`` for ``role`` (nothing runs), recorded as one audit
         event (name ``"validate"``)."""
         start = time.perf_counter()
-        guard = self._state.guard
-        access = guard.access(role)
-        verdict = guard.check(sql, role=role)
-        info: dict[str, Any] = dict(audit_context or {})
-        if role is not None and access is not None and role != access.role:
-            info["requested_role"] = role
+        verdict = self._state.guard.check(sql, role=role)
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
         self.auditor.emit(
-            AuditEvent(
-                name="validate",
-                verdict="allowed" if verdict.allowed else "rejected",
+            verdict_event(
+                verdict,
+                role=role,
+                latency_ms=latency_ms,
                 request_id=request_id or new_request_id(),
-                role=verdict.role if access is not None else role,
-                policy_mode=verdict.policy_mode,
-                dialect=self.dialect,
-                sql_in=sql,
-                sql_out=verdict.sql,
-                violations=tuple(v.to_dict() for v in verdict.violations),
-                tables=verdict.tables,
-                columns=verdict.columns,
-                masked_columns=verdict.masked_columns,
-                latency_ms=round((time.perf_counter() - start) * 1000, 3),
-                extra=info,
+                extra=audit_context,
             )
         )
         return verdict
@@ -697,16 +684,14 @@ class SQLAgent:
     def add_example(self, question: str, sql: str) -> Example:
         """Check ``sql`` (one read-only statement, grounded in the whole catalog) and store it as
         a few-shot example; raises :class:`~sqlagent.errors.ConfigError` when it is refused."""
-        checker = Guard(dialect=self.guard_dialect, catalog=self.catalogs.catalog(), audit=None)
+        checker = Guard(dialect=self.guard_dialect, catalog=self.catalogs.catalog())
         verdict = checker.check(sql)
         if not verdict.allowed:
             raise ConfigError(f"example refused: {verdict.summary()}")
         example = Example(question.strip(), sql.strip())
-        self.examples.add(example)
+        self.examples.add(example)  # a mock model reads the store: nothing to rebuild there
         with self._lock:
-            if self._own_llm:
-                self.llm = build_llm(self.config, self.examples.examples)
-            self._load(self.catalogs.catalog())
+            self._load(self.catalogs.catalog())  # the retrieval index holds the examples
         return example
 
     def refresh(self) -> None:
@@ -818,7 +803,7 @@ def _source(llm: LLM, messages: Sequence[Message], output: str) -> tuple[str, Re
 
 def _describe(exc: BaseException) -> str:
     """An error for the answer and the audit event; unexpected ones are logged in full."""
-    if isinstance(exc, SqlAgentError):
+    if isinstance(exc, SQLAgentError):
         return str(exc)
     _log.error("unexpected error while answering", exc_info=exc)
     return f"internal error: {type(exc).__name__}: {exc}"

@@ -1,10 +1,17 @@
-"""The SQL dialects sqlagent targets, and their identifier rules."""
+"""The SQL dialects sqlagent targets, their identifier rules, and database URLs.
+
+The URL helpers here are the only place sqlagent parses a database URL: the catalog, the
+executor, the configurations, ``sqlagent doctor``, training and evaluation all go through
+:func:`database_url` (a URL with its default driver), :func:`dialect_from_url`,
+:func:`sqlite_file` and :func:`resolve_sqlite_url`.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlglot import exp
@@ -14,16 +21,20 @@ from sqlagent.errors import ConfigError, DialectError
 
 __all__ = [
     "BUILTIN_GROUPS",
-    "DIALECTS",
     "BuiltinGroup",
+    "DEFAULT_DRIVERS",
+    "DIALECTS",
     "PURE_BUILTINS",
     "RESERVED_WORDS",
     "analysis_dialect",
+    "catalog_key",
+    "database_url",
     "dialect_from_url",
     "is_system_relation",
-    "catalog_key",
     "normalize_key",
     "resolve_dialect",
+    "resolve_sqlite_url",
+    "sqlite_file",
 ]
 
 #: Accepted names -> sqlglot dialect name.
@@ -61,13 +72,58 @@ def resolve_dialect(name: str) -> str:
     return DIALECTS[key]
 
 
-def dialect_from_url(url: str) -> str:
-    """The dialect of a SQLAlchemy URL such as ``postgresql+psycopg://...``."""
-    try:
-        backend = sa.make_url(url).get_backend_name()
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {url!r}") from exc
-    return resolve_dialect(backend)
+#: The driver of a URL that names none (``postgresql://``, ``mysql://``): the drivers of
+#: sqlagent's extras. SQLite needs none (the standard library's ``sqlite3``).
+DEFAULT_DRIVERS: Mapping[str, str] = {
+    "postgresql": "psycopg",
+    "mysql": "pymysql",
+    "mariadb": "pymysql",
+    "oracle": "oracledb",
+}
+
+
+def database_url(url: str | sa.URL, *, error: type[ConfigError] = ConfigError) -> sa.URL:
+    """``url`` as a SQLAlchemy URL, with its backend's default driver (:data:`DEFAULT_DRIVERS`)
+    when it names none: ``postgresql://h/db`` becomes ``postgresql+psycopg://h/db``.
+
+    Text that is not a database URL raises ``error`` (a :class:`ConfigError` or a subclass).
+    """
+    if isinstance(url, sa.URL):
+        parsed = url
+    else:
+        try:
+            parsed = sa.make_url(url)
+        except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+            raise error(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if "+" not in parsed.drivername and backend in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=f"{backend}+{DEFAULT_DRIVERS[backend]}")
+    return parsed
+
+
+def dialect_from_url(url: str | sa.URL) -> str:
+    """The dialect of a SQLAlchemy URL such as ``postgresql+psycopg://...`` (``mysql`` for
+    MariaDB); an unsupported backend raises :class:`DialectError`."""
+    return resolve_dialect(database_url(url).get_backend_name())
+
+
+def sqlite_file(url: str | sa.URL) -> str | None:
+    """The file a SQLite URL names, as written (``sqlite:///hr.db`` -> ``"hr.db"``); ``None``
+    for an in-memory database, a ``file:`` URI, or a URL of another backend."""
+    parsed = database_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return None if database.startswith("file:") else database
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file path resolved against ``base`` (a config file's
+    folder); any other URL is returned as given."""
+    path = sqlite_file(url)
+    if path is None or Path(path).is_absolute():
+        return url
+    return sa.make_url(url).set(database=str(base / path)).render_as_string(hide_password=False)
 
 
 @functools.cache

@@ -1,18 +1,20 @@
 """One error tree for sqlagent.
 
-Every exception sqlagent raises on purpose derives from :class:`SqlAgentError`, so callers can
+Every exception sqlagent raises on purpose derives from :class:`SQLAgentError`, so callers can
 catch the whole family at once and the CLI can turn each branch into a clean message and exit code
 (usage/configuration problems exit 2, refusals and failures exit 1)::
 
-    SqlAgentError
+    SQLAgentError
     ├── ConfigError            bad configuration, file or argument: the caller must fix its input
     │   ├── PolicyError        a policy file that does not follow the documented format
     │   ├── CatalogError       a schema file or database that cannot be read as a catalog
     │   ├── DialectError       an unsupported SQL dialect name
     │   └── PrivilegeError     the database login may do more than read, and that is refused
     ├── RejectedError          SQL refused by the safety core; carries the Verdict
+    ├── AuthError              a request's credential is missing, invalid or names no policy role
     ├── AuditError             an audit sink failed while ``on_sink_error="fail"``
     ├── RetrievalError         the embedder or vector store failed (a chroma server down)
+    ├── SharedStateError       the state serve replicas share (Redis) failed: requests get 503
     ├── ExecutionError         a statement failed on the database; carries the database's message
     │   ├── QueryTimeoutError        it ran past the executor's time limit and was stopped
     │   ├── ReadOnlyViolationError   the database itself refused a write (the second safety layer)
@@ -32,13 +34,14 @@ Its ``send_to_llm`` text is written for a model to read and correct its SQL.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from sqlagent.types import Verdict
 
 __all__ = [
     "AuditError",
+    "AuthError",
     "CatalogError",
     "ConfigError",
     "DialectError",
@@ -53,15 +56,16 @@ __all__ = [
     "RejectedError",
     "ResultTooLargeError",
     "RetrievalError",
-    "SqlAgentError",
+    "SQLAgentError",
+    "SharedStateError",
 ]
 
 
-class SqlAgentError(Exception):
+class SQLAgentError(Exception):
     """Root of every error sqlagent raises on purpose."""
 
 
-class ConfigError(SqlAgentError):
+class ConfigError(SQLAgentError):
     """The caller's configuration, file or argument is invalid; nothing was run."""
 
 
@@ -91,7 +95,7 @@ class PrivilegeError(ConfigError):
         super().__init__(message)
 
 
-class RejectedError(SqlAgentError):
+class RejectedError(SQLAgentError):
     """The safety core refused a statement.
 
     ``verdict`` holds every violation; ``send_to_llm`` is feedback meant for a model.
@@ -106,11 +110,11 @@ class RejectedError(SqlAgentError):
         return self.verdict.feedback()
 
 
-class AuditError(SqlAgentError):
+class AuditError(SQLAgentError):
     """An audit sink could not record an event and the configuration says to fail."""
 
 
-class ExecutionError(SqlAgentError):
+class ExecutionError(SQLAgentError):
     """A statement failed on the database (:mod:`sqlagent.execution`).
 
     The message is the database's own, on one line, written to be fed back to a model so it can
@@ -149,7 +153,7 @@ class ResultTooLargeError(ExecutionError):
     """
 
 
-class LLMError(SqlAgentError):
+class LLMError(SQLAgentError):
     """A model backend failed, or answered with something that cannot be used.
 
     Raised for requests the backend refused (HTTP 4xx: an unknown model or adapter name, a bad
@@ -183,6 +187,53 @@ class NoSQLFoundError(LLMError):
         )
 
 
-class RetrievalError(SqlAgentError):
+class RetrievalError(SQLAgentError):
     """Schema retrieval failed at run time: the embedder or the vector store (e.g. an
     unreachable chroma server). Configuration mistakes are :class:`ConfigError` instead."""
+
+
+class AuthError(SQLAgentError):
+    """A request's credential is missing, invalid or grants a role the policy does not have
+    (``sqlagent serve``, ``sqlagent mcp`` over HTTP).
+
+    ``status`` is the HTTP status it becomes: 401 (no or bad credential) or 403 (a verified
+    credential whose role is not in the policy; ``principal`` is then that caller, a
+    :class:`sqlagent.serve.Principal`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Literal[401, 403] = 401,
+        principal: Any = None,
+    ) -> None:
+        self.status = status
+        self.principal = principal  # the verified caller a 403 refused
+        super().__init__(message)
+
+
+class SharedStateError(SQLAgentError):
+    """The shared state (Redis) could not be reached, timed out or answered with an error.
+
+    ``sqlagent serve`` answers such a request with 503 and ``Retry-After``; nothing was changed
+    for it.
+    """
+
+
+#: Names that were spelled differently before 0.2: still importable, with a DeprecationWarning.
+_RENAMED = {"SqlAgentError": "SQLAgentError"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        import warnings
+
+        new = _RENAMED[name]
+        warnings.warn(
+            f"sqlagent.errors.{name} is now {new} (one spelling of SQL)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

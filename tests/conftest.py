@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,22 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def fixture_catalog() -> Catalog:
     return Catalog.from_json(FIXTURES / "catalog.json")
+
+
+_SLOW_MODULE = re.compile(r"^pytestmark = pytest\.mark\.slow\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m "not slow"``, a module marked slow as a whole is not even imported: several
+    import heavy libraries (torch, LangChain, the MCP SDK), which would cost the dev loop
+    seconds for tests it deselects anyway. Anything else is collected as usual."""
+    markexpr = str(config.getoption("markexpr", "") or "")
+    if markexpr.replace(" ", "") != "notslow" or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    try:
+        head = collection_path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return True if _SLOW_MODULE.search(head) else None

@@ -7,8 +7,10 @@ database); a dedicated ``sqlagent_test`` database is (re)created so nothing else
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -70,6 +72,29 @@ def drop_test_database(kind: str, name: str = TEST_DB) -> None:
             conn.execute(sa.text(drop.format(name)))
     finally:
         admin.dispose()
+
+
+@contextlib.contextmanager
+def server_database(
+    kind: str, name: str = TEST_DB, fill: Callable[[str], object] | None = None
+) -> Iterator[str]:
+    """A fresh database ``name`` on the ``kind`` server ("postgres" or "mysql"), filled by
+    ``fill(url)``, for the block; dropped after it. Skips when the server does not answer.
+
+    The one shape of every module's server fixture::
+
+        @pytest.fixture(scope="module")
+        def pg_url() -> Iterator[str]:
+            with server_database("postgres", "sqlagent_x_test", fill=_tables) as url:
+                yield url
+    """
+    url = create_test_database(kind, name)
+    try:
+        if fill is not None:
+            fill(url)
+        yield url
+    finally:
+        drop_test_database(kind, name)
 
 
 def copy_sqlite(sqlite_path: Path, url: str) -> None:

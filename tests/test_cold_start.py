@@ -77,6 +77,7 @@ def test_ask_on_the_demo_imports_no_torch(
     assert not (paths.config.parent / ".sqlagent" / "embedders").exists()
 
 
+@pytest.mark.slow
 def test_heavy_packages_are_imported_only_where_needed() -> None:
     light = _imported_by("import sqlagent, sqlagent.cli")
     for package in (*HEAVY, "chromadb", "onnxruntime", "tokenizers", "numpy", "fastapi", "httpx"):

@@ -59,6 +59,7 @@ def test_without_a_config_file_the_defaults_follow_the_current_directory() -> No
     assert RetrievalSettings(threads=2).threads == 2
 
 
+@pytest.mark.slow
 def test_cli_index_writes_beside_the_config_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # integration: real processes, servers or models
+
 
 def _readme_block(heading: str) -> str:
     text = (ROOT / "README.md").read_text()

@@ -1,13 +1,15 @@
-"""The hash chain of a JSONL audit log: how records are sealed, and how a file is verified.
+"""The audit hash chain: how records are sealed, and how a chain is verified.
 
-Each line is one JSON object: the event's fields plus ``seq`` (0, 1, 2, ...), ``prev`` (the
-``hash`` of the line before, :data:`GENESIS_HASH` for the first) and ``hash``, the SHA-256 of the
-canonical JSON of the line without its ``hash`` key. Changing, dropping, inserting or moving any
-line therefore shows up in the file itself, with one exception that no self-contained chain can
-avoid: removing lines *at the end* leaves a shorter, valid chain. Keep :attr:`ChainReport.head`
-somewhere else and pass it back as ``expected_head`` to close that gap. The hash is not keyed, so
-the chain proves integrity against accidents and careless edits, not against someone who rewrites
-every hash after the edit; an external anchor catches that too.
+One definition serves both stores: a JSONL file holds one sealed record per line, a SQL table
+(:class:`~sqlagent.audit.SQLAuditSink`) one per row, as the same text. Each record is one JSON
+object: the event's fields plus ``seq`` (0, 1, 2, ...), ``prev`` (the ``hash`` of the record
+before, :data:`GENESIS_HASH` for the first) and ``hash``, the SHA-256 of the canonical JSON of the
+record without its ``hash`` key. Changing, dropping, inserting or moving any record therefore
+shows up in the log itself, with one exception that no self-contained chain can avoid: removing
+records *at the end* leaves a shorter, valid chain. Keep :attr:`ChainReport.head` somewhere else
+and pass it back as ``expected_head`` to close that gap. The hash is not keyed, so the chain
+proves integrity against accidents and careless edits, not against someone who rewrites every
+hash after the edit; an external anchor catches that too.
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Final, Literal, TypeGuard
 
 __all__ = [
     "GENESIS_HASH",
+    "LINES",
+    "ROWS",
     "ChainProblem",
     "ChainReport",
     "ProblemKind",
+    "RecordUnit",
     "canonical_json",
     "seal",
+    "seal_record",
     "verify_chain",
+    "verify_records",
 ]
 
 GENESIS_HASH: Final = "0" * 64
@@ -47,19 +55,32 @@ def _digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def seal(fields: Mapping[str, Any], seq: int, prev: str) -> str:
-    """Return the line (with its newline) that chains ``fields`` after a line hashed ``prev``.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-    Values JSON cannot hold are written with ``str()``, and the record is normalised through a
-    JSON round trip *before* hashing, so a verifier that only sees the file recomputes the same
-    hash.
+
+def seal_record(fields: Mapping[str, Any], seq: int, prev: str) -> dict[str, Any]:
+    """The sealed record that chains ``fields`` after a record hashed ``prev``, ``hash`` included.
+
+    Values JSON cannot hold are written with ``str()``, and lone surrogates (which UTF-8 cannot
+    encode; JSON input may carry them) become U+FFFD. The record is normalised through a JSON
+    round trip *before* hashing, so a verifier that only sees the stored text recomputes the
+    same hash. Its stored text is ``canonical_json(record)``.
     """
     record = dict(fields)
     record["seq"] = seq
     record["prev"] = prev
-    body: dict[str, Any] = json.loads(json.dumps(record, default=str))
+    text = json.dumps(record, default=str, ensure_ascii=False)
+    body: dict[str, Any] = json.loads(_LONE_SURROGATE.sub("\ufffd", text))
     body["hash"] = _digest(body)
-    return canonical_json(body) + "\n"
+    return body
+
+
+def seal(fields: Mapping[str, Any], seq: int, prev: str) -> str:
+    """Return the line (with its newline) that chains ``fields`` after a line hashed ``prev``.
+
+    The line is the canonical JSON of :func:`seal_record`'s record.
+    """
+    return canonical_json(seal_record(fields, seq, prev)) + "\n"
 
 
 def _is_hash(value: object) -> TypeGuard[str]:
@@ -69,8 +90,35 @@ def _is_hash(value: object) -> TypeGuard[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordUnit:
+    """How a verifier names the records it reads, in its messages.
+
+    A file's records are its lines, numbered from 1 (``line 3 (seq 2)``); a table's are its
+    rows, named by their ``seq`` column (``row 2``; ``row 3 (seq 2)`` when the record inside
+    claims another seq).
+    """
+
+    noun: str
+    store: str
+    label_is_seq: bool
+
+    def name(self, label: int, seq: int) -> str:
+        if self.label_is_seq and label == seq:
+            return f"{self.noun} {label}"
+        return f"{self.noun} {label} (seq {seq})"
+
+
+LINES: Final = RecordUnit("line", "file", label_is_seq=False)
+ROWS: Final = RecordUnit("row", "table", label_is_seq=True)
+
+
+@dataclass(frozen=True, slots=True)
 class ChainProblem:
-    """One finding: ``line`` is 1-based in the file, ``kind`` one of :data:`ProblemKind`."""
+    """One finding, ``kind`` one of :data:`ProblemKind`.
+
+    ``line`` names the record: its 1-based line number in a file; for a SQL chain
+    (:func:`~sqlagent.audit.verify_sql_chain`) the row's ``seq`` column.
+    """
 
     line: int
     kind: ProblemKind
@@ -79,10 +127,11 @@ class ChainProblem:
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """The result of :func:`verify_chain`.
+    """The result of :func:`verify_chain` (or :func:`~sqlagent.audit.verify_sql_chain`).
 
-    ``head`` is the ``hash`` of the last well-formed line (:data:`GENESIS_HASH` for an empty
-    file): store it outside the log to detect later truncation.
+    ``lines`` counts the records read (lines of a file, rows of a table). ``head`` is the
+    ``hash`` of the last well-formed record (:data:`GENESIS_HASH` for an empty log): store it
+    outside the log to detect later truncation.
     """
 
     ok: bool
@@ -97,17 +146,18 @@ class _Line:
     seq: int
     prev: str
     hash: str
-    intact: bool  # the stored hash matches the content
+    intact: bool  # the stored hash matches the content (and nothing outside contradicts it)
+    note: str | None = None  # why a record with a valid hash is not intact
 
 
-def _parse(number: int, raw: bytes) -> _Line | ChainProblem:
+def _parse(number: int, raw: bytes, unit: RecordUnit) -> _Line | ChainProblem:
     def bad(why: str) -> ChainProblem:
         return ChainProblem(number, "malformed", why)
 
     try:
         record = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        return bad("empty line" if not raw.strip() else f"not valid JSON ({exc})")
+        return bad(f"empty {unit.noun}" if not raw.strip() else f"not valid JSON ({exc})")
     if not isinstance(record, dict):
         return bad("not a JSON object")
     seq, prev, stored = record.get("seq"), record.get("prev"), record.pop("hash", None)
@@ -178,37 +228,114 @@ def verify_chain(path: str | PathLike[str], *, expected_head: str | None = None)
     valid, shorter chain. An empty file is a valid chain of 0 lines. Raises :class:`OSError` if
     the file cannot be read.
     """
+    with open(path, "rb") as handle:
+        return verify_records(
+            ((number, raw, None) for number, raw in enumerate(handle, start=1)),
+            unit=LINES,
+            expected_head=expected_head,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pinned:
+    head: str | None
+    where: str
+
+
+def verify_records(
+    records: Iterable[tuple[int, bytes, str | None]],
+    *,
+    unit: RecordUnit,
+    expected_head: str | None = None,
+    pinned_head: tuple[str | None, str] | None = None,
+) -> ChainReport:
+    """Verify sealed records given in store order as ``(label, text, note)``.
+
+    ``label`` names the record in problems (increasing along the store), ``text`` is its
+    stored JSON, ``note`` (or ``None``) says why a record whose hash matches must still count
+    as edited (a SQL row's column that contradicts its record). ``pinned_head``, ``(hash,
+    where)``, is a head kept beside the log that must name its *last* record (a SQL chain's
+    head table): a head no record holds means records were removed from the end (``truncated``),
+    records after it were added by something other than a chain writer (``inserted``), a
+    missing head (``None``) beside records is reported as ``malformed``. See
+    :func:`verify_chain` for the classification.
+    """
     problems: list[ChainProblem] = []
     lines: list[_Line] = []
     malformed: set[int] = set()
-    total = 0
-    with open(path, "rb") as handle:
-        for total, raw in enumerate(handle, start=1):
-            parsed = _parse(total, raw)
-            if isinstance(parsed, ChainProblem):
-                problems.append(parsed)
-                malformed.add(total)
-            else:
-                lines.append(parsed)
+    last_label = 0
+    for label, raw, note in records:
+        last_label = label
+        parsed = _parse(label, raw, unit)
+        if isinstance(parsed, ChainProblem):
+            problems.append(parsed)
+            malformed.add(label)
+        else:
+            if note is not None and parsed.intact:
+                parsed.intact, parsed.note = False, note
+            lines.append(parsed)
+    end = last_label + 1
 
     _infer_edited_seqs(lines)
-    chain = _dedupe(lines, problems)
-    chain = _order(chain, problems)
-    _links(chain, malformed, problems)
+    chain = _dedupe(lines, problems, unit)
+    chain = _order(chain, problems, unit)
+    _links(chain, malformed, problems, unit)
 
     hashes = {entry.hash for entry in chain}
     if expected_head is not None and expected_head != GENESIS_HASH and expected_head not in hashes:
         problems.append(
             ChainProblem(
-                total + 1,
+                end,
                 "truncated",
-                f"expected head {expected_head} is not in the file: "
-                "lines were removed from the end (or the head belongs to another log)",
+                f"expected head {expected_head} is not in the {unit.store}: "
+                f"{unit.noun}s were removed from the end (or the head belongs to another log)",
             )
         )
+    if pinned_head is not None:
+        problems.extend(_check_pinned(_Pinned(*pinned_head), chain, end, unit))
     problems.sort(key=lambda p: (p.line, p.kind))
     head = lines[-1].hash if lines else GENESIS_HASH
-    return ChainReport(ok=not problems, lines=total, head=head, problems=tuple(problems))
+    return ChainReport(
+        ok=not problems, lines=len(lines) + len(malformed), head=head, problems=tuple(problems)
+    )
+
+
+def _check_pinned(
+    pinned: _Pinned, chain: list[_Line], end: int, unit: RecordUnit
+) -> Iterator[ChainProblem]:
+    if pinned.head is None:
+        if chain:
+            yield ChainProblem(
+                end,
+                "malformed",
+                f"{pinned.where} has no head: the chain's own anchor was removed, so "
+                f"{unit.noun}s removed from the end would go unseen",
+            )
+        return
+    if pinned.head == GENESIS_HASH:
+        at = -1
+    else:
+        found = [i for i, entry in enumerate(chain) if entry.hash == pinned.head]
+        if not found:
+            yield ChainProblem(
+                end,
+                "truncated",
+                f"{pinned.where} names head {pinned.head}, which no {unit.noun} holds: "
+                f"{unit.noun}s were removed from the end (or the head was changed)",
+            )
+            return
+        at = found[-1]
+    if at + 1 < len(chain):
+        after = chain[at + 1]
+        count = len(chain) - at - 1
+        plural = unit.noun if count == 1 else f"{unit.noun}s"
+        since = "is empty" if at < 0 else f"ends at {unit.name(chain[at].line, chain[at].seq)}"
+        yield ChainProblem(
+            after.line,
+            "inserted",
+            f"{count} {plural} from here on were not written by a chain writer: "
+            f"{pinned.where} {since}",
+        )
 
 
 def _infer_edited_seqs(lines: list[_Line]) -> None:
@@ -226,7 +353,7 @@ def _infer_edited_seqs(lines: list[_Line]) -> None:
             entry.seq = after.seq - 1
 
 
-def _dedupe(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
+def _dedupe(lines: list[_Line], problems: list[ChainProblem], unit: RecordUnit) -> list[_Line]:
     """Keep one line per seq, the one that fits its place best; the others were inserted."""
     by_seq: dict[int, list[int]] = {}
     for i, entry in enumerate(lines):
@@ -260,16 +387,17 @@ def _dedupe(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
             entry = lines[i]
             dropped.add(i)
             if entry.hash == kept.hash:
-                why = f"a copy of line {kept.line} (seq {kept.seq})"
+                why = f"a copy of {unit.name(kept.line, kept.seq)}"
             else:
-                why = f"a second line with seq {entry.seq} (line {kept.line} holds it)"
+                holder = unit.name(kept.line, kept.seq)
+                why = f"a second {unit.noun} with seq {entry.seq} ({holder} holds it)"
                 if not entry.intact:
                     why += ", and its hash does not match its content"
             problems.append(ChainProblem(entry.line, "inserted", why))
     return [entry for i, entry in enumerate(lines) if i not in dropped]
 
 
-def _order(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
+def _order(lines: list[_Line], problems: list[ChainProblem], unit: RecordUnit) -> list[_Line]:
     """Blame lines outside a longest increasing run of seqs; return the chain sorted by seq."""
     keep = _longest_increasing(lines)
     by_seq = {entry.seq: entry for entry in lines}
@@ -289,10 +417,10 @@ def _order(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
             if entry.seq == 0:
                 where = "at the start"
             elif before is not None:
-                where = f"after line {before.line} (seq {before.seq})"
+                where = f"after {unit.name(before.line, before.seq)}"
             else:
                 assert after is not None  # linked, and not by seq - 1
-                where = f"before line {after.line} (seq {after.seq})"
+                where = f"before {unit.name(after.line, after.seq)}"
             problems.append(
                 ChainProblem(
                     entry.line, "reordered", f"seq {entry.seq} is out of order: it belongs {where}"
@@ -300,7 +428,10 @@ def _order(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
             )
             chain.append(entry)
         else:
-            why = f"seq {entry.seq} does not fit here and the line does not link to its neighbours"
+            why = (
+                f"seq {entry.seq} does not fit here and the {unit.noun} does not link to its "
+                "neighbours"
+            )
             if not entry.intact:
                 why += "; its hash does not match its content"
             problems.append(ChainProblem(entry.line, "inserted", why))
@@ -308,7 +439,9 @@ def _order(lines: list[_Line], problems: list[ChainProblem]) -> list[_Line]:
     return chain
 
 
-def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]) -> None:
+def _links(
+    chain: list[_Line], malformed: set[int], problems: list[ChainProblem], unit: RecordUnit
+) -> None:
     """Walk the chain in seq order: report edits, gaps and links that do not hold."""
     previous: _Line | None = None
     for entry in chain:
@@ -319,11 +452,12 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                 ChainProblem(
                     entry.line,
                     "edited",
-                    "hash does not match the content: the line was changed after it was written"
-                    " (or, for the last line, forged without a valid hash)",
+                    entry.note
+                    or f"hash does not match the content: the {unit.noun} was changed after it "
+                    f"was written (or, for the last {unit.noun}, forged without a valid hash)",
                 )
             )
-        origin = f"line {previous.line} (seq {previous.seq})" if previous else "the start"
+        origin = unit.name(previous.line, previous.seq) if previous else "the start"
         if entry.seq > expected_seq:
             missing = entry.seq - expected_seq
             if entry.intact and entry.prev == expected_prev:
@@ -332,7 +466,7 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                         entry.line,
                         "broken_link",
                         f"seq jumps from {origin} to {entry.seq} but prev links to it: "
-                        "the seq was changed and the line re-hashed",
+                        f"the seq was changed and the {unit.noun} re-hashed",
                     )
                 )
             elif not _explained_by_malformed(entry, previous, missing, malformed):
@@ -341,12 +475,12 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                     if missing == 1
                     else f"seqs {expected_seq}..{entry.seq - 1}"
                 )
-                plural = "line is" if missing == 1 else "lines are"
+                plural = f"{unit.noun} is" if missing == 1 else f"{unit.noun}s are"
                 problems.append(
                     ChainProblem(
                         entry.line,
                         "dropped",
-                        f"{missing} {plural} missing before this line ({span})",
+                        f"{missing} {plural} missing before this {unit.noun} ({span})",
                     )
                 )
         elif entry.intact and entry.prev != expected_prev:
@@ -354,8 +488,8 @@ def _links(chain: list[_Line], malformed: set[int], problems: list[ChainProblem]
                 ChainProblem(
                     entry.line,
                     "broken_link",
-                    f"prev does not match the hash of {origin}: one of the two lines was "
-                    "changed and re-hashed",
+                    f"prev does not match the hash of {origin}: one of the two {unit.noun}s "
+                    "was changed and re-hashed",
                 )
             )
         previous = entry

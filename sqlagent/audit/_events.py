@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["AuditEvent", "new_request_id"]
+from sqlagent.types import Verdict
+
+__all__ = ["AuditEvent", "new_request_id", "verdict_event"]
 
 
 def new_request_id() -> str:
@@ -61,3 +65,44 @@ class AuditEvent:
             if key in known and known[key] is not None:
                 known[key] = tuple(known[key])
         return cls(**known)
+
+
+def verdict_event(
+    verdict: Verdict,
+    *,
+    role: str | None = None,
+    latency_ms: float | None = None,
+    request_id: str | None = None,
+    question: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """The ``"validate"`` audit event of a guard's ``verdict`` on SQL checked for ``role``.
+
+    The safety core records nothing; a caller that acts on a verdict alone (``sqlagent
+    validate``, :meth:`sqlagent.SQLAgent.check_sql`, a server's check endpoint) records it with this
+    event. The event's role is the role the verdict was judged as (the policy's default role
+    for an unknown one, with ``extra["requested_role"]`` saying what was asked) or, in
+    single-user mode, ``role`` as given. ``extra`` is the caller's context (e.g.
+    ``{"interface": "mcp"}``); ``request_id`` defaults to a new one.
+    """
+    info: dict[str, Any] = dict(extra or {})
+    policy = verdict.policy_mode == "policy"
+    if policy and role is not None and role != verdict.role:
+        info["requested_role"] = role
+    event = AuditEvent(
+        name="validate",
+        verdict="allowed" if verdict.allowed else "rejected",
+        role=verdict.role if policy else role,
+        policy_mode=verdict.policy_mode,
+        dialect=verdict.dialect,
+        question=question,
+        sql_in=verdict.original_sql,
+        sql_out=verdict.sql,
+        violations=tuple(v.to_dict() for v in verdict.violations),
+        tables=verdict.tables,
+        columns=verdict.columns,
+        masked_columns=verdict.masked_columns,
+        latency_ms=latency_ms,
+        extra=info,
+    )
+    return dataclasses.replace(event, request_id=request_id) if request_id else event

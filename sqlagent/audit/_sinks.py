@@ -1,4 +1,6 @@
-"""Where audit events go: one small protocol and four implementations.
+"""Where audit events go: one small protocol and its file, logging and memory implementations.
+
+The SQL implementation, :class:`~sqlagent.audit.SQLAuditSink`, lives in :mod:`._sql`.
 
 A sink raises when it cannot record an event; whether that fails the request is the
 :class:`~sqlagent.audit.Auditor`'s decision, not the sink's.
@@ -12,20 +14,7 @@ import os
 import threading
 from os import PathLike
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-from sqlalchemy import (
-    URL,
-    Column,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-)
+from typing import Protocol, runtime_checkable
 
 from sqlagent.audit._chain import GENESIS_HASH, seal
 from sqlagent.audit._events import AuditEvent
@@ -36,7 +25,6 @@ __all__ = [
     "JsonlAuditSink",
     "LoggingAuditSink",
     "MemoryAuditSink",
-    "SqlAuditSink",
 ]
 
 _LOGGER_NAME = "sqlagent.audit"
@@ -175,76 +163,3 @@ class MemoryAuditSink:
 
     def close(self) -> None:
         """Events stay readable after close."""
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-class SqlAuditSink:
-    """Insert one row per event into a table, through SQLAlchemy Core.
-
-    The table is created if missing. Each event is inserted in its own transaction, so a
-    recorded event is committed when ``emit`` returns. List and dict fields are stored as JSON
-    text. A sink built from a URL owns its engine and disposes it in :meth:`close`; an
-    :class:`~sqlalchemy.Engine` passed in stays the caller's to dispose.
-    """
-
-    def __init__(
-        self, engine_or_url: Engine | str | URL, table_name: str = "sqlagent_audit"
-    ) -> None:
-        if isinstance(engine_or_url, Engine):
-            self.engine, self._owns_engine = engine_or_url, False
-        else:
-            self.engine, self._owns_engine = create_engine(engine_or_url), True
-        self._closed = False
-        self.table = Table(
-            table_name,
-            MetaData(),
-            Column("request_id", String(64), primary_key=True),
-            Column("created", String(64), nullable=False),
-            Column("name", String(64), nullable=False),
-            Column("verdict", String(32), nullable=False),
-            Column("role", String(255)),
-            Column("policy_mode", String(32), nullable=False),
-            Column("dialect", String(64)),
-            Column("question", Text),
-            Column("sql_in", Text),
-            Column("sql_out", Text),
-            Column("violations", Text, nullable=False),
-            Column("tables", Text, nullable=False),
-            Column("columns", Text, nullable=False),
-            Column("masked_columns", Text, nullable=False),
-            Column("row_count", Integer),
-            Column("latency_ms", Float),
-            Column("error", Text),
-            Column("extra", Text, nullable=False),
-        )
-        try:
-            self.table.metadata.create_all(self.engine, checkfirst=True)
-        except BaseException:
-            self.close()
-            raise
-
-    def emit(self, event: AuditEvent) -> None:
-        if self._closed:
-            raise AuditError(f"the audit table {self.table.name!r} sink is closed")
-        data = event.to_dict()
-        for key in ("violations", "tables", "columns", "masked_columns", "extra"):
-            data[key] = _json_text(data[key])
-        with self.engine.begin() as conn:
-            conn.execute(self.table.insert(), data)
-
-    def close(self) -> None:
-        if not self._closed and self._owns_engine:
-            self.engine.dispose()
-        self._closed = True
-
-    def __enter__(self) -> SqlAuditSink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"SqlAuditSink({self.engine.url!r}, table_name={self.table.name!r})"

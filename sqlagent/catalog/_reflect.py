@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.reflection import Inspector, ObjectKind
 
 from sqlagent.catalog._model import Catalog, Column, ForeignKey, Table
+from sqlagent.dialects import database_url, sqlite_file
 from sqlagent.errors import CatalogError
 
 __all__ = ["reflect_catalog"]
@@ -25,13 +26,6 @@ __all__ = ["reflect_catalog"]
 _log = logging.getLogger("sqlagent.catalog")
 
 _VIEWS = ObjectKind.VIEW | ObjectKind.MATERIALIZED_VIEW
-# The driver for a URL that names none, as in sqlagent.execution (the drivers of the extras).
-_DEFAULT_DRIVERS = {
-    "postgresql": "psycopg",
-    "mysql": "pymysql",
-    "mariadb": "pymysql",
-    "oracle": "oracledb",
-}
 
 
 def _type_name(coltype: Any, dialect: Dialect) -> str:
@@ -55,22 +49,16 @@ def _read_only_engine(url: str) -> Engine:
     A plain ``sqlite:///typo.db`` would silently create an empty database: reflection must never
     write, so a missing file is an error and an existing one is opened with ``mode=ro``.
     """
+    parsed = database_url(url, error=CatalogError)
     try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise CatalogError(f"not a database URL: {url!r}") from exc
-    backend = parsed.get_backend_name()
-    if "+" not in parsed.drivername and backend in _DEFAULT_DRIVERS:
-        parsed = parsed.set(drivername=f"{backend}+{_DEFAULT_DRIVERS[backend]}")
-    try:
-        if backend != "sqlite":
+        if parsed.get_backend_name() != "sqlite":
             return sa.create_engine(parsed)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise CatalogError(
             f"the database driver for {parsed.drivername!r} is not installed: {exc}"
         ) from exc
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
+    database = sqlite_file(parsed)
+    if database is None:  # in memory, or a file: URI (its own mode= applies)
         return sa.create_engine(parsed)
     path = Path(database)
     if not path.is_file():
@@ -85,8 +73,8 @@ def reflect_catalog(
     """Read tables and views, columns, primary and foreign keys and comments.
 
     Accepts an Engine or a database URL. A URL's engine is disposed of afterwards; a SQLite file
-    is opened read-only; a URL naming no driver gets psycopg, PyMySQL or python-oracledb, as in
-    :mod:`sqlagent.execution`. ``schema`` names a non-default schema (a database on
+    is opened read-only; a URL naming no driver gets psycopg, PyMySQL or python-oracledb
+    (:func:`sqlagent.dialects.database_url`). ``schema`` names a non-default schema (a database on
     MySQL/MariaDB, an owner on Oracle); every table of the result carries it. Views include
     PostgreSQL and Oracle materialized views. Names are the database's true spelling: on
     Oracle, SQLAlchemy's lower-case form of a case-insensitive name is turned back into upper

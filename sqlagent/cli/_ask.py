@@ -41,7 +41,7 @@ def agent_options(func: F) -> F:
             "config_file",
             metavar="FILE",
             type=click.Path(dir_okay=False),
-            help=f"Agent config (YAML/JSON). Default: ./{DEFAULT_CONFIG} when it exists.",
+            help=f"Agent config (YAML, JSON or TOML). Default: ./{DEFAULT_CONFIG} if present.",
         ),
         click.option("--db", "db_url", metavar="URL", help="SQLAlchemy database URL."),
         click.option(

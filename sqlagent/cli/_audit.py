@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from sqlagent.audit import verify_chain
-from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
+from sqlagent.audit import ChainReport, is_audit_url, verify_chain, verify_sql_chain
+from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, handle_errors
 from sqlagent.cli._output import echo
+from sqlagent.errors import AuditError
 
 __all__ = ["audit"]
 
@@ -23,43 +24,69 @@ def _check_head(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value.lower() if value is not None else None
 
 
+def _check_target(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    """A database URL stays a string; anything else must be a readable file."""
+    if is_audit_url(value):
+        return value
+    file = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+    path: Path = file.convert(value, param, ctx)
+    return path
+
+
 @click.group()
 def audit() -> None:
     """Inspect audit logs."""
 
 
 @audit.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.argument("target", metavar="FILE_OR_URL", callback=_check_target)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option(
     "--expect-head",
     metavar="HASH",
     callback=_check_head,
-    help="A head recorded earlier; report 'truncated' if it is no longer in the file.",
+    help="A head recorded earlier; report 'truncated' if it is no longer in the log.",
 )
 @click.pass_context
 @handle_errors
-def verify(ctx: click.Context, file: Path, as_json: bool, expect_head: str | None) -> None:
-    """Verify the hash chain of a JSONL audit log written by JsonlAuditSink.
+def verify(ctx: click.Context, target: Path | str, as_json: bool, expect_head: str | None) -> None:
+    """Verify the hash chain of an audit log: a JSONL file written by JsonlAuditSink, or a
+    database URL whose table SQLAuditSink wrote (tables from the URL's audit_table and
+    audit_head_table keys; default sqlagent_audit and sqlagent_audit_head).
 
-    Exits 0 when every line is intact and in place, 1 when a problem is found (one line per
-    problem: line number, kind, explanation), 2 when FILE cannot be read.
+    Exits 0 when every record is intact and in place, 1 when a problem is found (one line per
+    problem: the file's line number or the table's row seq, kind, explanation), 2 when the log
+    cannot be read.
     """
-    report = verify_chain(file, expected_head=expect_head)
+    if isinstance(target, Path):
+        report = verify_chain(target, expected_head=expect_head)
+        unit = "line"
+    else:
+        try:
+            report = verify_sql_chain(target, expected_head=expect_head)
+        except AuditError as exc:  # unreachable, no such table: the log cannot be read
+            echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        unit = "row"
+    _print(report, unit, as_json)
+    ctx.exit(EXIT_OK if report.ok else EXIT_REJECTED)
+
+
+def _print(report: ChainReport, unit: str, as_json: bool) -> None:
+    """Text or JSON; a table's rows are named by their seq column (``row 5`` is seq 5)."""
     if as_json:
         payload = {
             "ok": report.ok,
-            "lines": report.lines,
+            f"{unit}s": report.lines,
             "head": report.head,
             "problems": [
-                {"line": p.line, "kind": p.kind, "message": p.message} for p in report.problems
+                {unit: p.line, "kind": p.kind, "message": p.message} for p in report.problems
             ],
         }
         click.echo(json.dumps(payload))
     elif report.ok:
-        echo(f"OK: {report.lines} lines, head {report.head}")
+        echo(f"OK: {report.lines} {unit}s, head {report.head}")
     else:
         for problem in report.problems:
-            echo(f"line {problem.line}: {problem.kind}: {problem.message}")
-        echo(f"FAILED: {len(report.problems)} problem(s) in {report.lines} lines", err=True)
-    ctx.exit(EXIT_OK if report.ok else EXIT_REJECTED)
+            echo(f"{unit} {problem.line}: {problem.kind}: {problem.message}")
+        echo(f"FAILED: {len(report.problems)} problem(s) in {report.lines} {unit}s", err=True)

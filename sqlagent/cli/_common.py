@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from sqlagent.cli._output import echo
-from sqlagent.errors import ConfigError, SqlAgentError
+from sqlagent.errors import ConfigError, SQLAgentError
 
 if TYPE_CHECKING:
     from sqlagent.safety import Policy
@@ -32,7 +32,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except ConfigError as exc:
             echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
-        except SqlAgentError as exc:
+        except SQLAgentError as exc:
             echo(f"error: {exc}", err=True)
             sys.exit(EXIT_REJECTED)
         except OSError as exc:

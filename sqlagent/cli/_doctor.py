@@ -9,13 +9,18 @@ usage or configuration error. ``--json`` prints exactly one object.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors
 from sqlagent.cli._output import console, line, table, text
+
+if TYPE_CHECKING:
+    from sqlagent.doctor import Check
 
 __all__ = ["doctor"]
 
@@ -252,6 +257,13 @@ def _print_presets(as_json: bool) -> None:
     help=f"Agent config (YAML/JSON). Default: ./{DEFAULT_CONFIG} when it exists.",
 )
 @click.option("--db", "db_url", metavar="URL", help="Database URL (overrides the config's).")
+@click.option(
+    "--serve-config",
+    "serve_config",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve config: also check that its Redis (redis_url, or $SQLAGENT_REDIS_URL) answers.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--report",
@@ -262,20 +274,30 @@ def _print_presets(as_json: bool) -> None:
 )
 @handle_errors
 def check(
-    config_file: Path | None, db_url: str | None, as_json: bool, report_file: Path | None
+    config_file: Path | None,
+    db_url: str | None,
+    serve_config: Path | None,
+    as_json: bool,
+    report_file: Path | None,
 ) -> None:
     """Check the environment and configuration: Python, torch/CUDA, package pins, model files,
-    chromadb path, database reachability and read-only enforcement, audit sink.
+    chromadb path, database reachability and read-only enforcement, audit sink (a JSONL file
+    or a database), and the serve replicas' Redis when a serve config (or $SQLAGENT_REDIS_URL)
+    names one.
 
     Exit status: 0 nothing blocking failed, 1 a blocking check failed, 2 usage or config error.
     """
     from sqlagent.config import AgentConfig
-    from sqlagent.doctor import run_checks
+    from sqlagent.doctor import CHECKS, run_checks
 
     if config_file is None and Path(DEFAULT_CONFIG).is_file():
         config_file = Path(DEFAULT_CONFIG)
     config = AgentConfig.from_file(config_file) if config_file is not None else None
-    report = run_checks(config, database=db_url, config_path=config_file)
+    to_run = list(CHECKS)
+    redis_url = _redis_url(serve_config)
+    if redis_url is not None:
+        to_run.append(_redis_check(redis_url))
+    report = run_checks(config, database=db_url, config_path=config_file, checks=to_run)
     if report_file is not None:
         report_file.write_text(report.to_markdown(), encoding="utf-8")
     if as_json:
@@ -296,3 +318,34 @@ def check(
                 line(("blocked:", "bold red"), " ", ", ".join(c.name for c in report.blocking))
             )
     sys.exit(EXIT_OK if report.ok else EXIT_REJECTED)
+
+
+def _redis_url(serve_config: Path | None) -> str | None:
+    """The Redis the serve replicas share: the serve config's (with $SQLAGENT_REDIS_URL
+    winning, as in ``sqlagent serve``), or $SQLAGENT_REDIS_URL alone."""
+    if serve_config is None:
+        return os.environ.get("SQLAGENT_REDIS_URL") or None
+    try:
+        from sqlagent.serve import ServeSettings
+    except ImportError as exc:
+        raise click.UsageError(
+            f"--serve-config needs the serve extra: pip install 'sqlagent[serve]' ({exc})"
+        ) from None
+    return ServeSettings.from_file(serve_config, environ=os.environ).redis_url
+
+
+def _redis_check(url: str) -> Check:
+    """A doctor check row: the Redis at ``url`` answers and runs scripts (blocking: replicas
+    refuse every request with 503 without it)."""
+    from sqlagent.doctor import CheckContext, CheckResult
+    from sqlagent.errors import SQLAgentError
+    from sqlagent.serve import probe_redis
+
+    def check_redis(ctx: CheckContext) -> list[CheckResult]:
+        try:
+            version = probe_redis(url, timeout_s=2.0)
+        except SQLAgentError as exc:
+            return [CheckResult("redis", "fail", str(exc), blocking=True)]
+        return [CheckResult("redis", "pass", f"answers, scripts run (Redis {version})")]
+
+    return check_redis

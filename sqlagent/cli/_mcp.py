@@ -22,13 +22,13 @@ import click
 from sqlagent.cli._ask import agent_options, load_agent_config, model_options, require_a_model
 from sqlagent.cli._common import EXIT_USAGE, handle_errors
 from sqlagent.cli._output import echo
+from sqlagent.cli._serve import serve_settings
 from sqlagent.config import AgentConfig
 from sqlagent.errors import ConfigError
 
 __all__ = ["mcp"]
 
 _INSTALL = "pip install 'sqlagent[mcp]'"
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @click.command()
@@ -132,27 +132,14 @@ def _serve_http(
     try:
         import uvicorn
 
-        from sqlagent.serve import ServeSettings
+        import sqlagent.serve  # noqa: F401  (the serve extra: FastAPI, for the credentials)
     except ImportError as exc:
         echo(f"error: sqlagent mcp --transport http needs: {_INSTALL} ({exc})", err=True)
         sys.exit(EXIT_USAGE)
     from sqlagent.agent import SQLAgent
     from sqlagent.mcp import MCP_PATH, create_http_app
 
-    if serve_config is not None:
-        settings = ServeSettings.from_file(serve_config, environ=os.environ)
-    else:
-        settings = ServeSettings.from_mapping({}, environ=os.environ)
-    if not settings.keys and settings.jwt is None and settings.default_role is None:
-        echo(
-            "warning: no API keys, JWT or default_role configured: every request will get 401",
-            err=True,
-        )
-    if settings.default_role is not None and host not in _LOOPBACK:
-        echo(
-            f"warning: requests without a credential get role {settings.default_role!r} on {host}",
-            err=True,
-        )
+    settings = serve_settings(serve_config, host)
     # mcp 1.30 logs a traceback at ERROR each time a client ends its session (DELETE) while its
     # GET event stream is open: routine, so it is kept out of the operator's log.
     logging.getLogger("mcp.server.streamable_http").addFilter(_SessionEndNoise())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,10 @@ from sqlagent.cli._ask import agent_options, load_agent_config, model_options, r
 from sqlagent.cli._common import EXIT_USAGE, handle_errors
 from sqlagent.cli._output import echo
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from sqlagent.serve import ServeSettings
+
+__all__ = ["serve", "serve_settings"]
 
 _INSTALL = "pip install 'sqlagent[serve]'"
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -61,7 +65,7 @@ def serve(
     try:
         import uvicorn
 
-        from sqlagent.serve import ServeSettings, create_app
+        from sqlagent.serve import create_app
     except ImportError as exc:
         echo(f"error: sqlagent serve needs the serve extra: {_INSTALL} ({exc})", err=True)
         sys.exit(EXIT_USAGE)
@@ -69,6 +73,25 @@ def serve(
 
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     config = load_agent_config(config_file, db_url, policy_file, llm_spec, model)
+    settings = serve_settings(serve_config, host)
+    agent = SQLAgent(config)
+    try:
+        require_a_model(agent.llm)
+        app = create_app(agent, settings)
+    except BaseException:
+        agent.close()
+        raise
+    # The app's lifespan closes the agent (and its audit sinks) when uvicorn shuts down.
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def serve_settings(serve_config: str | None, host: str) -> ServeSettings:
+    """The serve settings (the file, plus ``$SQLAGENT_API_KEYS`` and the other variables), with
+    a warning on stderr when every request would be refused, or when requests without a
+    credential are let in on an interface other than loopback. Shared by ``sqlagent serve``
+    and ``sqlagent mcp --transport http``; needs the serve extra."""
+    from sqlagent.serve import ServeSettings
+
     if serve_config is not None:
         settings = ServeSettings.from_file(serve_config, environ=os.environ)
     else:
@@ -83,12 +106,4 @@ def serve(
             f"warning: requests without a credential get role {settings.default_role!r} on {host}",
             err=True,
         )
-    agent = SQLAgent(config)
-    try:
-        require_a_model(agent.llm)
-        app = create_app(agent, settings)
-    except BaseException:
-        agent.close()
-        raise
-    # The app's lifespan closes the agent (and its audit sinks) when uvicorn shuts down.
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    return settings

@@ -6,23 +6,22 @@ Contract (scripts depend on it): exit 0 allowed, 1 rejected, 2 usage or configur
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-from pathlib import Path
+import time
+from collections.abc import Mapping
 
 import click
-import yaml
 from rich.console import Console
 
-from sqlagent.audit import Auditor, AuditSink, JsonlAuditSink, LoggingAuditSink
+from sqlagent.audit import Auditor, AuditSink, LoggingAuditSink, open_audit_sink, verdict_event
 from sqlagent.catalog import Catalog, reflect_catalog
 from sqlagent.cli._common import EXIT_OK, EXIT_REJECTED, handle_errors, warn_about_role
 from sqlagent.cli._output import console, line, text
-from sqlagent.config import SafetyConfig
 from sqlagent.dialects import dialect_from_url, resolve_dialect
 from sqlagent.errors import ConfigError
-from sqlagent.safety import Guard, Policy
+from sqlagent.safety import Guard, Policy, SafetyConfig
+from sqlagent.settings import read_config_file
 from sqlagent.types import Verdict
 
 __all__ = ["validate"]
@@ -31,25 +30,25 @@ __all__ = ["validate"]
 def _load_config(
     path: str | None, allow: tuple[str, ...], max_rows: int | None, dialect: str
 ) -> SafetyConfig:
-    data: dict[str, object] = {}
+    """The safety options of ``path`` (its ``safety:`` section, or the whole file), with the
+    command line's on top."""
+    config = SafetyConfig()
     if path:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping")
-        section = loaded.get("safety", loaded)
-        if not isinstance(section, dict):
+        loaded = read_config_file(path)
+        if "database" in loaded:  # an agent config: the options are its safety section
+            section = loaded.get("safety") or {}
+        else:
+            section = loaded.get("safety", loaded)
+        if not isinstance(section, Mapping):
             raise ConfigError(f"config file {path}: 'safety' must be a mapping")
-        data.update(section)
-    config = SafetyConfig.from_mapping(data)
+        config = SafetyConfig.from_mapping(section)
     funcs = dict(config.allowed_functions)
     funcs[dialect] = funcs.get(dialect, frozenset()) | {a.lower() for a in allow}
-    return dataclasses.replace(
-        config,
-        max_rows=max_rows if max_rows is not None else config.max_rows,
-        allowed_functions=funcs,
+    return config.model_copy(
+        update={
+            "max_rows": max_rows if max_rows is not None else config.max_rows,
+            "allowed_functions": funcs,
+        }
     )
 
 
@@ -108,13 +107,13 @@ def _print_human(verdict: Verdict, out: Console) -> None:
     "config_file",
     metavar="FILE",
     type=click.Path(dir_okay=False),
-    help="YAML with safety options (max_rows, allowed_functions, mask_value).",
+    help="Safety options (YAML, JSON or TOML): an agent config's safety section, or the file.",
 )
 @click.option(
     "--audit-log",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="Append the decision to this hash-chained JSONL audit log.",
+    metavar="FILE_OR_URL",
+    help="Append the decision to this hash-chained audit log: a JSONL file, or a database URL "
+    "(one chain in a table).",
 )
 @click.option(
     "--on-audit-error",
@@ -165,10 +164,13 @@ def validate(
 
     sinks: list[AuditSink] = [LoggingAuditSink()]
     if audit_log:
-        sinks.append(JsonlAuditSink(audit_log))
+        sinks.append(open_audit_sink(audit_log))
     with Auditor(sinks, on_sink_error="fail" if on_audit_error == "fail" else "warn") as auditor:
-        guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config, audit=auditor)
+        guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config)
+        start = time.perf_counter()
         verdict = guard.check(sql, role=role)
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        auditor.emit(verdict_event(verdict, role=role, latency_ms=latency_ms))
 
     if as_json:
         click.echo(json.dumps(verdict.to_dict(), ensure_ascii=False))

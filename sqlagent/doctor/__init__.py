@@ -22,6 +22,7 @@ from sqlagent.doctor._arch import (
 from sqlagent.doctor._check import (
     CHECKS,
     PROBE_TABLE,
+    Check,
     CheckContext,
     CheckResult,
     CudaDevice,
@@ -46,6 +47,7 @@ from sqlagent.doctor._presets import PRESETS, find_preset
 
 __all__ = [
     "CHECKS",
+    "Check",
     "CheckContext",
     "CheckResult",
     "CudaDevice",

@@ -33,11 +33,12 @@ from sqlagent.doctor._gpus import GPU
 from sqlagent.doctor._packages import installed_version, requirements, satisfies
 from sqlagent.doctor._plan import plan_memory
 from sqlagent.errors import (
+    AuditError,
     ConfigError,
     ExecutionError,
     QueryTimeoutError,
     ReadOnlyViolationError,
-    SqlAgentError,
+    SQLAgentError,
 )
 from sqlagent.execution import (
     Executor,
@@ -574,7 +575,7 @@ def probe_privileges(
     status: Status = "fail" if required else "warn"
     try:
         findings = check_privileges(executor, timeout_s=min(executor.timeout_s, 10.0))
-    except SqlAgentError as exc:
+    except SQLAgentError as exc:
         detail = f"the login's privileges could not be checked: {exc}"
         return CheckResult(name, status, _short(detail, 600), blocking=required)
     if not findings:
@@ -589,13 +590,13 @@ def _cleanup_probe(executor: Executor) -> str:
     def exists() -> bool:
         try:
             executor.run(f"SELECT 1 FROM {PROBE_TABLE}")
-        except SqlAgentError:
+        except SQLAgentError:
             return False
         return True
 
     if not exists():
         return "nothing persisted (the write was rolled back)"
-    with contextlib.suppress(SqlAgentError):
+    with contextlib.suppress(SQLAgentError):
         executor.run(f"DROP TABLE {PROBE_TABLE}")
     if exists():
         return f"the table {PROBE_TABLE} persists: drop it by hand"
@@ -634,7 +635,7 @@ def check_policy(ctx: CheckContext) -> list[CheckResult]:
     try:
         catalog = reflect_catalog(ctx.database)
         dialect = resolve_dialect(config.dialect or dialect_from_url(ctx.database))
-    except SqlAgentError as exc:
+    except SQLAgentError as exc:
         detail = _short(f"not checked: the catalog could not be read: {exc}")
         rows.append(CheckResult("policy names", "skip", detail))
         return rows
@@ -724,19 +725,30 @@ def _policy_location(path: Path, error: Exception) -> str:
 
 
 def check_audit(ctx: CheckContext) -> list[CheckResult]:
-    from sqlagent.audit import verify_chain
+    from sqlagent.audit import probe_audit_target, verify_chain
 
     config = ctx.config
     if config is None:
         return [CheckResult("audit sink", "skip", "no config")]
-    path = config.audit_log
-    if path is None:
+    target = config.audit_log
+    if target is None:
         return [
             CheckResult(
                 "audit sink", "skip", "no audit_log: events go to the sqlagent.audit logger"
             )
         ]
     blocking = config.on_audit_error == "fail"
+    if isinstance(target, str):  # a database URL: reachable, and its tables are a chain
+        try:
+            detail = probe_audit_target(target)
+        except (AuditError, ConfigError) as exc:
+            return [
+                CheckResult(
+                    "audit sink", "fail" if blocking else "warn", str(exc), blocking=blocking
+                )
+            ]
+        return [CheckResult("audit sink", "pass", f"{detail} (chain: `sqlagent audit verify`)")]
+    path = target
     if not path.exists():
         ok, detail = _writable_dir(path.parent)
         if ok:

@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlagent.config import RetrievalSettings
-from sqlagent.errors import SqlAgentError
+from sqlagent.errors import ConfigError, SQLAgentError
 from sqlagent.evaluation._metrics import (
     exact_set_match,
     gold_tables,
@@ -23,6 +22,7 @@ from sqlagent.evaluation._metrics import (
 from sqlagent.evaluation._suite import EvalItem
 from sqlagent.llm import LLM, Message
 from sqlagent.prompt import count_tokens
+from sqlagent.retrieval import RetrievalSettings
 from sqlagent.safety import Guard, Policy
 from sqlagent.types import Verdict, ViolationCode
 
@@ -190,7 +190,7 @@ def run_eval(
     ``engine`` is the exec-match module (``ExecItem``, ``exec_match_many``); tests pass a fake.
     """
     if (predictions is None) == (predictor is None):
-        raise ValueError("give exactly one of predictions and predictor")
+        raise ConfigError("give exactly one of predictions and predictor")
     engine = engine if engine is not None else _engine()
     started = time.perf_counter()
     preds = (
@@ -232,7 +232,7 @@ def _predict_all(
     for item in iterable:
         try:
             out.append(predictor(item))
-        except SqlAgentError as exc:
+        except SQLAgentError as exc:
             out.append(Prediction(None, error=str(exc)))
     return out
 
@@ -252,7 +252,6 @@ def _judge(
             dialect="sqlite",
             catalog=reflect_catalog(item.url),
             policy=policy if use_policy else None,
-            audit=None,
         )
     return guard.check(pred.sql, role=item.role if use_policy else None)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlagent.dialects import sqlite_file
 from sqlagent.errors import ConfigError
 from sqlagent.types import Turn
 
@@ -147,10 +148,16 @@ def _database(value: str, base: Path, demo: list[str], where: str) -> str:
             tmp = Path(tempfile.mkdtemp(prefix="sqlagent-eval-demo-"))
             demo.append(str(build_demo_database(tmp / "hr.sqlite")))
         return demo[0]
-    if value.startswith("sqlite:///"):
-        value = value[len("sqlite:///") :]
-    elif "://" in value:
-        raise ConfigError(f"{where}: only SQLite databases can be evaluated, got {value!r}")
+    if "://" in value:
+        try:
+            path = sqlite_file(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        if path is None:
+            raise ConfigError(
+                f"{where}: only SQLite database files can be evaluated, got {value!r}"
+            )
+        value = path
     p = Path(value) if Path(value).is_absolute() else base / value
     if not p.is_file():
         raise ConfigError(f"{where}: database {p} not found")

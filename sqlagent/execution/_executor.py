@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sqlagent.dialects import database_url
 from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError
 from sqlagent.execution._base import (
     DEFAULT_MAX_RESULT_BYTES,
@@ -35,13 +36,6 @@ _BACKENDS: dict[tuple[str, str], str] = {
 }
 # The smallest result cap accepted: below it, ordinary one-row answers would not fit.
 _MIN_RESULT_BYTES = 1024
-# Driver used for a URL that names none (``postgresql://``, ``mysql://``).
-_DEFAULT_DRIVERS = {
-    "postgresql": "psycopg",
-    "mysql": "pymysql",
-    "mariadb": "pymysql",
-    "oracle": "oracledb",
-}
 
 
 class ReadOnlyExecutor:
@@ -241,13 +235,8 @@ def executor_for(
 
 
 def _engine_for(url_text: str) -> Engine:
-    try:
-        url = sa.make_url(url_text)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {url_text!r}") from exc
+    url = database_url(url_text)
     backend = url.get_backend_name()
-    if "+" not in url.drivername and backend in _DEFAULT_DRIVERS:
-        url = url.set(drivername=f"{backend}+{_DEFAULT_DRIVERS[backend]}")
     try:
         if backend == "sqlite":
             from sqlagent.execution._sqlite import sqlite_engine

@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 
+from sqlagent.dialects import database_url
 from sqlagent.errors import ConfigError, ExecutionError
 from sqlagent.execution._executor import ReadOnlyExecutor
 
@@ -131,12 +132,7 @@ def summarize_findings(findings: Sequence[PrivilegeFinding], *, limit: int = 4) 
 def _dialect_name(engine: Engine | str) -> str:
     if isinstance(engine, Engine):
         return str(engine.dialect.name)
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(engine).get_backend_name()
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {engine!r}") from exc
+    return database_url(engine).get_backend_name()
 
 
 def _listed(names: Sequence[str]) -> str:

@@ -29,7 +29,7 @@ from sqlagent.llm._base import LLM, SyncLLM, llm_name
 from sqlagent.llm._compose import FallbackLLM, SerializedLLM
 from sqlagent.llm._extract import extract_first_sql, extract_sql
 from sqlagent.llm._langchain import LangChainLLM
-from sqlagent.llm._mock import MockLLM
+from sqlagent.llm._mock import ExampleSource, MockLLM
 from sqlagent.llm._openai import OpenAICompatibleLLM
 from sqlagent.llm._spec import LLMKind, LLMSpec, parse_llm_spec
 from sqlagent.llm._transformers import TransformersLLM
@@ -44,6 +44,7 @@ from sqlagent.types import Message, Role
 
 __all__ = [
     "ADAPTER_MANIFEST",
+    "ExampleSource",
     "FALLBACK_CHAT_TEMPLATE",
     "FallbackLLM",
     "LLM",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlagent.errors import ConfigError, LLMError, LLMUnavailableError, SqlAgentError
+from sqlagent.errors import ConfigError, LLMError, LLMUnavailableError, SQLAgentError
 from sqlagent.llm._base import Message
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class LangChainLLM:
         return self._text(result)
 
     def _error(self, exc: Exception) -> Exception:
-        if isinstance(exc, SqlAgentError):
+        if isinstance(exc, SQLAgentError):
             return exc
         detail = f"{self.name}: {type(exc).__name__}: {exc}"
         if _is_unavailable(exc, self.unavailable_on):

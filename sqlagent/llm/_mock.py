@@ -9,14 +9,26 @@ from __future__ import annotations
 import collections
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from sqlagent.errors import ConfigError, LLMError
 from sqlagent.llm._base import Message, last_user_message
-from sqlagent.types import ReusedExample
+from sqlagent.types import Example, ReusedExample
 
-__all__ = ["MockLLM"]
+__all__ = ["ExampleSource", "MockLLM"]
+
+
+@runtime_checkable
+class ExampleSource(Protocol):
+    """Where stored examples live (:class:`sqlagent.memory.ExampleStore`): read on every
+    question, so an example added to the store is answered from at once."""
+
+    @property
+    def examples(self) -> Sequence[Example]: ...
+
 
 _WORD = re.compile(r"\w+")
 
@@ -32,8 +44,10 @@ class MockLLM:
       to the key listed first).
     - ``function``: called with the messages; its return value is the answer, as is (so tests
       can feed messy model output to the extractor).
-    - ``examples``: ``(question, sql)`` pairs; the answer is the SQL of the example whose question
-      is most similar to the asked one, **only when that similarity reaches** ``min_similarity``
+    - ``examples``: ``(question, sql)`` pairs, or an :class:`ExampleSource` (the agent's example
+      store, read on each question: an example added later is answered from); the answer is
+      the SQL of the example whose question is most similar to the asked one, **only when that
+      similarity reaches** ``min_similarity``
       (default :attr:`DEFAULT_MIN_SIMILARITY`, 0.9); otherwise the mock refuses
       (:class:`~sqlagent.errors.LLMError` naming the nearest example and its similarity) rather
       than answer a question it has no SQL for. See :meth:`nearest` for the measure.
@@ -64,7 +78,7 @@ class MockLLM:
         *,
         responses: Mapping[str, str] | None = None,
         function: Callable[[Sequence[Message]], str] | None = None,
-        examples: Sequence[tuple[str, str]] | None = None,
+        examples: Sequence[tuple[str, str]] | ExampleSource | None = None,
         default: str | None = None,
         question: Callable[[Sequence[Message]], str] | None = None,
         name: str = "mock",
@@ -98,7 +112,15 @@ class MockLLM:
         self._responses = (
             None if responses is None else {_normalize(k): v for k, v in responses.items()}
         )
-        self._index = None if examples is None else _ExampleIndex(examples)
+        self._source: ExampleSource | None = None
+        pairs: Sequence[tuple[str, str]] = ()
+        if isinstance(examples, ExampleSource):
+            self._source = examples
+        elif examples is not None:
+            pairs = examples
+        self._source_seen: tuple[Example, ...] = ()
+        self._source_lock = threading.Lock()
+        self._index_cache = None if examples is None else _ExampleIndex(list(pairs))
 
     def __repr__(self) -> str:
         return f"MockLLM(name={self.name!r})"
@@ -106,15 +128,17 @@ class MockLLM:
     @property
     def example_count(self) -> int | None:
         """How many stored examples ``examples`` mode answers from (``None`` in other modes)."""
-        return None if self._index is None else len(self._index)
+        index = self._index
+        return None if index is None else len(index)
 
     def complete(self, messages: Sequence[Message]) -> str:
         self.calls.append(list(messages))
         if self._function is not None:
             return self._function(messages)
         question = self._question(messages)
-        if self._index is not None:
-            match = self._index.nearest(question)
+        index = self._index
+        if index is not None:
+            match = index.nearest(question)
             usable = self._usable(match)
             if usable is not None:
                 return _fenced(usable.sql)
@@ -147,17 +171,31 @@ class MockLLM:
         finished?" and "Which projects are not finished?" differ by a word or two whatever the
         threshold, which is why the threshold is high.
         """
-        return None if self._index is None else self._index.nearest(question)
+        index = self._index
+        return None if index is None else index.nearest(question)
 
     def explain(self, messages: Sequence[Message], output: str) -> ReusedExample | None:
         """The stored example ``output`` repeats, when ``output`` is exactly what this mock
         answers ``messages`` with from its examples (``None`` otherwise: another backend's answer,
         a mapping, function or default answer). Pure: the same computation as :meth:`complete`,
         so it is safe with concurrent callers."""
-        if self._index is None:
+        index = self._index
+        if index is None:
             return None
-        usable = self._usable(self._index.nearest(self._question(messages)))
+        usable = self._usable(index.nearest(self._question(messages)))
         return usable if usable is not None and output == _fenced(usable.sql) else None
+
+    @property
+    def _index(self) -> _ExampleIndex | None:
+        """The TF-IDF index of the examples, rebuilt when the example source changed."""
+        if self._source is None:
+            return self._index_cache
+        current = tuple(self._source.examples)
+        with self._source_lock:
+            if current != self._source_seen:
+                self._index_cache = _ExampleIndex([(e.question, e.sql) for e in current])
+                self._source_seen = current
+            return self._index_cache
 
     def _usable(self, match: ReusedExample | None) -> ReusedExample | None:
         """``match`` when ``examples`` mode answers with it (the one threshold test)."""
@@ -165,7 +203,8 @@ class MockLLM:
 
     def _no_example_message(self, question: str, match: ReusedExample | None) -> str:
         asked = _excerpt(question)
-        if self._index is not None and not len(self._index):
+        index = self._index
+        if index is not None and not len(index):
             found = "no stored example matches: there are none to answer from"
         elif match is None:
             found = f"no stored example matches {asked!r} (none shares a word with it)"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sqlagent.errors import ConfigError, LLMError, LLMUnavailableError, SqlAgentError
+from sqlagent.errors import ConfigError, LLMError, LLMUnavailableError, SQLAgentError
 from sqlagent.llm._base import Message, SyncLLM
 from sqlagent.llm._compose import SerializedLLM
 from sqlagent.llm.local import (
@@ -217,7 +217,7 @@ class TransformersLLM(SyncLLM):
                 fast = import_extra("unsloth", GPU_EXTRA, needed_by=_NEEDED_BY).FastLanguageModel
                 fast.for_inference(model)
             model.eval()
-        except SqlAgentError:
+        except SQLAgentError:
             raise
         except torch.cuda.OutOfMemoryError as exc:
             message = f"{self.name}: out of GPU memory while loading {self.path}"

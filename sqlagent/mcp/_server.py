@@ -30,16 +30,16 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from sqlagent.audit import AuditEvent, new_request_id
-from sqlagent.errors import AuditError, ConfigError, SqlAgentError
+from sqlagent.errors import AuditError, ConfigError, SQLAgentError
 from sqlagent.mcp._tools import (
     DEFAULT_MAX_QUESTION_CHARS,
     DEFAULT_MAX_ROWS,
     TOOLS,
     AskArgs,
     DescribeTableArgs,
-    RunSqlArgs,
+    RunSQLArgs,
     SearchSchemaArgs,
-    SqlArgs,
+    SQLArgs,
     ToolError,
     ToolSpec,
     answer_result,
@@ -279,7 +279,7 @@ class _Tools:
 
         return await self._own(call, arguments, work, question=args.question)
 
-    async def _validate_sql(self, call: _Call, args: SqlArgs) -> types.CallToolResult:
+    async def _validate_sql(self, call: _Call, args: SQLArgs) -> types.CallToolResult:
         try:
             verdict = await anyio.to_thread.run_sync(
                 lambda: self.agent.check_sql(
@@ -295,7 +295,7 @@ class _Tools:
             return await self._refuse(call, _describe(exc), {}, sql=args.sql)
         return _result(validation(verdict, call.request_id))
 
-    async def _run_sql(self, call: _Call, args: RunSqlArgs) -> types.CallToolResult:
+    async def _run_sql(self, call: _Call, args: RunSQLArgs) -> types.CallToolResult:
         max_rows = args.max_rows if args.max_rows is not None else DEFAULT_MAX_ROWS
         context = {**call.context, "max_rows": max_rows}
         answer = await anyio.to_thread.run_sync(
@@ -356,7 +356,7 @@ class _Tools:
         """Run ``work`` in a thread and record the call's one event (name ``mcp``)."""
         try:
             out = await anyio.to_thread.run_sync(work)
-        except (ToolError, SqlAgentError) as exc:
+        except (ToolError, SQLAgentError) as exc:
             return await self._refuse(call, str(exc), arguments, question=question)
         except Exception as exc:  # a bug: still one event, and an error in the documented shape
             return await self._refuse(call, _describe(exc), arguments, question=question)
@@ -458,7 +458,7 @@ def _error(message: str) -> types.CallToolResult:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SqlAgentError):
+    if isinstance(exc, SQLAgentError):
         return str(exc)
     _log.error("unexpected error in an MCP tool", exc_info=exc)
     return f"internal error: {type(exc).__name__}"

@@ -32,10 +32,10 @@ __all__ = [
     "MAX_K",
     "NoArgs",
     "QueryResult",
-    "RunSqlArgs",
+    "RunSQLArgs",
     "SchemaSearch",
     "SearchSchemaArgs",
-    "SqlArgs",
+    "SQLArgs",
     "TOOLS",
     "TOOL_NAMES",
     "TableDescription",
@@ -91,11 +91,11 @@ class SearchSchemaArgs(_Args):
     )
 
 
-class SqlArgs(_Args):
+class SQLArgs(_Args):
     sql: str = pydantic.Field(min_length=1, description="One SQL statement.")
 
 
-class RunSqlArgs(SqlArgs):
+class RunSQLArgs(SQLArgs):
     max_rows: int | None = pydantic.Field(
         default=None,
         ge=1,
@@ -250,7 +250,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "validate_sql",
         "Validate SQL",
-        SqlArgs,
+        SQLArgs,
         Validation,
         "Check one SQL statement against the safety rules and your role's policy without "
         "running it: allowed or not, the rewritten SQL that would run, and each violation "
@@ -259,7 +259,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "run_sql",
         "Run SQL (read-only)",
-        RunSqlArgs,
+        RunSQLArgs,
         QueryResult,
         "Run one read-only SELECT: checked like validate_sql, then executed on a read-only "
         "connection with a time limit and a row cap. A refused statement is a tool error whose "

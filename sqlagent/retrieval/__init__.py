@@ -62,7 +62,8 @@ from sqlagent.retrieval._embedders import (
 )
 from sqlagent.retrieval._index import RetrievalIndex, catalog_fingerprint
 from sqlagent.retrieval._onnx import OnnxEmbedder
-from sqlagent.retrieval._retriever import Retrieval, RetrievalConfig, SchemaRetriever
+from sqlagent.retrieval._retriever import Retrieval, SchemaRetriever
+from sqlagent.retrieval._settings import RetrievalSettings
 from sqlagent.retrieval._stores import (
     ChromaVectorStore,
     Hit,
@@ -84,8 +85,8 @@ __all__ = [
     "InMemoryVectorStore",
     "OnnxEmbedder",
     "Retrieval",
-    "RetrievalConfig",
     "RetrievalIndex",
+    "RetrievalSettings",
     "SchemaRetriever",
     "SentenceTransformerEmbedder",
     "SyncReport",

@@ -78,7 +78,7 @@ def visible_examples(
     read-only query grounded in ``view`` and, with ``masked`` columns, using them only as plain
     projections (an example filtering on a masked salary teaches what the role may not do).
     """
-    guard = Guard(dialect=dialect, catalog=view, policy=_view_policy(view, masked), audit=None)
+    guard = Guard(dialect=dialect, catalog=view, policy=_view_policy(view, masked))
     kept: dict[Example, None] = {}
     for example in examples:
         if example not in kept and guard.check(example.sql).allowed:

@@ -11,7 +11,8 @@ from sqlagent.catalog import Catalog
 from sqlagent.retrieval._documents import DOCUMENT_FORMAT_VERSION
 from sqlagent.retrieval._embedders import Embedder, default_embedder
 from sqlagent.retrieval._filter import strip_masked_samples
-from sqlagent.retrieval._retriever import Retrieval, RetrievalConfig, SchemaRetriever
+from sqlagent.retrieval._retriever import Retrieval, SchemaRetriever
+from sqlagent.retrieval._settings import RetrievalSettings
 from sqlagent.retrieval._stores import InMemoryVectorStore, VectorStore
 from sqlagent.types import Example
 
@@ -104,13 +105,13 @@ class RetrievalIndex:
         docs: Mapping[str, str] | None = None,
         examples: Sequence[Example] = (),
         dialect: str = "sqlite",
-        config: RetrievalConfig | None = None,
+        config: RetrievalSettings | None = None,
         progress: bool = False,
     ) -> None:
         self.catalog = catalog
         self.embedder = embedder if embedder is not None else default_embedder()
         self._indexing = _IndexingCache(self.embedder)
-        self.config = config or RetrievalConfig()
+        self.config = config or RetrievalSettings()
         self._stores = stores or _in_memory
         self._docs = dict(docs or {})
         self._examples = tuple(examples)

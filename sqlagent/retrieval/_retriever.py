@@ -27,48 +27,12 @@ from sqlagent.retrieval._filter import (
     visible_examples,
 )
 from sqlagent.retrieval._rank import Lexicon, foreign_key_bridges, foreign_key_graph
+from sqlagent.retrieval._settings import RetrievalSettings
 from sqlagent.retrieval._stores import Hit, VectorStore
 from sqlagent.retrieval._sync import SyncReport, sync_documents
 from sqlagent.types import Example
 
-__all__ = ["Retrieval", "RetrievalConfig", "SchemaRetriever"]
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalConfig:
-    """How much to retrieve and how to rank it.
-
-    ``k`` tables are ranked per question (plus foreign-key bridges when ``expand_foreign_keys``,
-    at most ``max_hops`` intermediate tables per join path); ``examples`` and ``docs`` are how
-    many example pairs and note chunks come along. A table's score is its embedding similarity
-    plus ``lexical_weight`` times the share of the question's schema words that name it or its
-    columns, plus ``neighbour_weight`` times the best score among the tables it joins with.
-    ``candidates`` is how many table vectors are asked of the store per question.
-    ``column_documents`` adds one document per column (their best similarity counts with
-    ``column_weight``).
-    """
-
-    k: int = 5
-    examples: int = 3
-    docs: int = 3
-    expand_foreign_keys: bool = True
-    max_hops: int = 2
-    column_documents: bool = False
-    candidates: int = 50
-    lexical_weight: float = 0.3
-    neighbour_weight: float = 0.15
-    column_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        for name in ("k", "candidates"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"RetrievalConfig.{name} must be at least 1")
-        for name in ("examples", "docs", "max_hops"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"RetrievalConfig.{name} must not be negative")
-        for name in ("lexical_weight", "neighbour_weight", "column_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"RetrievalConfig.{name} must not be negative")
+__all__ = ["Retrieval", "SchemaRetriever"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +101,9 @@ class SchemaRetriever:
         examples: Sequence[Example] = (),
         dialect: str = "sqlite",
         masked: Collection[tuple[str, str]] = (),
-        config: RetrievalConfig | None = None,
+        config: RetrievalSettings | None = None,
     ) -> None:
-        self.config = config or RetrievalConfig()
+        self.config = config or RetrievalSettings()
         if docs and full_catalog is None:
             raise ConfigError(
                 "docs need full_catalog= to keep back notes that name hidden tables or columns "
@@ -208,7 +172,7 @@ class SchemaRetriever:
                 if not self._synced:
                     sync_documents(self.store, self.embedder, self.documents)
                     self._synced = True
-        k = self.config.k if k is None else k
+        k = self.config.k_tables if k is None else k
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         [vector] = self.embedder.embed([question])
@@ -272,9 +236,9 @@ class SchemaRetriever:
         return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
 
     def _retrieve_examples(self, vector: Sequence[float]) -> tuple[Example, ...]:
-        if not self.config.examples or not self._examples:
+        if not self.config.k_examples or not self._examples:
             return ()
-        hits = self.store.query(vector, self.config.examples, {"kind": str(DocumentKind.EXAMPLE)})
+        hits = self.store.query(vector, self.config.k_examples, {"kind": str(DocumentKind.EXAMPLE)})
         found = []
         for hit in hits:  # only examples this view approved, never what the store says
             example = self._examples.get(hit.id)
@@ -283,9 +247,9 @@ class SchemaRetriever:
         return tuple(found)
 
     def _retrieve_docs(self, vector: Sequence[float]) -> tuple[str, ...]:
-        if not self.config.docs or not self._docs:
+        if not self.config.k_docs or not self._docs:
             return ()
-        hits = self.store.query(vector, self.config.docs, {"kind": str(DocumentKind.DOC)})
+        hits = self.store.query(vector, self.config.k_docs, {"kind": str(DocumentKind.DOC)})
         found = []
         for hit in hits:
             doc = self._docs.get(hit.id)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlagent.errors import ConfigError
+from sqlagent.errors import ConfigError, RetrievalError, SQLAgentError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -250,12 +251,27 @@ def http_chroma_client(
     """A client for a shared chroma server at ``host:port``; telemetry off.
 
     Only the server is contacted: sqlagent supplies every embedding, so neither side downloads
-    a model.
+    a model. chromadb contacts the server here: one that cannot be reached raises
+    :class:`~sqlagent.errors.RetrievalError` naming it.
     """
-    client: ClientAPI = _chroma().HttpClient(
-        host=host, port=port, ssl=ssl, headers=dict(headers or {}), settings=_settings()
-    )
+    where = f"server {'https' if ssl else 'http'}://{host}:{port}"
+    with _server_errors(where):
+        client: ClientAPI = _chroma().HttpClient(
+            host=host, port=port, ssl=ssl, headers=dict(headers or {}), settings=_settings()
+        )
     return client
+
+
+@contextlib.contextmanager
+def _server_errors(where: str) -> Iterator[None]:
+    """Failures to reach or use a chroma store (connection refused, timeouts, server errors) as
+    one :class:`~sqlagent.errors.RetrievalError` naming ``where``; sqlagent's own errors pass."""
+    try:
+        yield
+    except SQLAgentError:
+        raise
+    except Exception as exc:
+        raise RetrievalError(f"chroma {where} failed: {type(exc).__name__}: {exc}") from exc
 
 
 @functools.cache
@@ -268,7 +284,7 @@ def _supplied_embeddings_class() -> type[Any]:
     """
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
-    class SqlagentSuppliedEmbeddings(EmbeddingFunction[Documents]):
+    class SQLAgentSuppliedEmbeddings(EmbeddingFunction[Documents]):
         def __init__(self, embedder: str = "") -> None:
             self._embedder = embedder
 
@@ -285,8 +301,8 @@ def _supplied_embeddings_class() -> type[Any]:
             return {"embedder": self._embedder}
 
         @staticmethod
-        def build_from_config(config: dict[str, Any]) -> SqlagentSuppliedEmbeddings:
-            return SqlagentSuppliedEmbeddings(str(config.get("embedder", "")))
+        def build_from_config(config: dict[str, Any]) -> SQLAgentSuppliedEmbeddings:
+            return SQLAgentSuppliedEmbeddings(str(config.get("embedder", "")))
 
         def default_space(self) -> Any:
             return "cosine"
@@ -294,7 +310,7 @@ def _supplied_embeddings_class() -> type[Any]:
         def supported_spaces(self) -> list[Any]:
             return ["cosine"]
 
-    return SqlagentSuppliedEmbeddings
+    return SQLAgentSuppliedEmbeddings
 
 
 def _stored_embedder(configuration: Mapping[str, Any]) -> str:
@@ -353,8 +369,11 @@ class ChromaVectorStore:
     def name(self) -> str:
         return self._name
 
+    def _where(self) -> str:
+        return f"collection {self._name!r}"
+
     def _get(self) -> Collection:
-        with self._lock:
+        with self._lock, _server_errors(self._where()):
             if self._collection is None:
                 from chromadb.errors import InvalidArgumentError
 
@@ -390,20 +409,24 @@ class ChromaVectorStore:
         for start in range(0, len(ids), _BATCH):
             end = start + _BATCH
             vectors: list[Sequence[float]] = [list(map(float, v)) for v in embeddings[start:end]]
-            collection.upsert(
-                ids=list(ids[start:end]),
-                embeddings=vectors,
-                documents=list(texts[start:end]),
-                metadatas=[dict(m) for m in metadatas[start:end]],
-            )
+            with _server_errors(self._where()):
+                collection.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=vectors,
+                    documents=list(texts[start:end]),
+                    metadatas=[dict(m) for m in metadatas[start:end]],
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
         collection = self._get()
         for start in range(0, len(ids), _BATCH):
-            collection.delete(ids=list(ids[start : start + _BATCH]))
+            with _server_errors(self._where()):
+                collection.delete(ids=list(ids[start : start + _BATCH]))
 
     def metadata(self) -> dict[str, dict[str, str]]:
-        got = self._get().get(include=["metadatas"])
+        collection = self._get()
+        with _server_errors(self._where()):
+            got = collection.get(include=["metadatas"])
         metadatas = got["metadatas"] or []
         return {
             id_: {str(k): str(v) for k, v in (meta or {}).items()}
@@ -411,7 +434,9 @@ class ChromaVectorStore:
         }
 
     def count(self) -> int:
-        return self._get().count()
+        collection = self._get()
+        with _server_errors(self._where()):
+            return collection.count()
 
     def query(
         self, embedding: Sequence[float], k: int, where: Mapping[str, str] | None = None
@@ -424,12 +449,13 @@ class ChromaVectorStore:
             pairs = [{key: value} for key, value in where.items()]
             clause = pairs[0] if len(pairs) == 1 else {"$and": pairs}
         query: list[Sequence[float]] = [list(map(float, embedding))]
-        result = collection.query(
-            query_embeddings=query,
-            n_results=k,  # chroma returns fewer when fewer match
-            where=clause,
-            include=["metadatas", "distances"],
-        )
+        with _server_errors(self._where()):
+            result = collection.query(
+                query_embeddings=query,
+                n_results=k,  # chroma returns fewer when fewer match
+                where=clause,
+                include=["metadatas", "distances"],
+            )
         ids = result["ids"][0]
         metadatas = (result["metadatas"] or [[]])[0]
         distances = (result["distances"] or [[]])[0]

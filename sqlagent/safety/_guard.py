@@ -1,4 +1,4 @@
-"""The safety core's entry points: :func:`check_sql` (pure) and :class:`Guard` (audited).
+"""The safety core's entry points: :func:`check_sql` and :class:`Guard`, both pure.
 
 Pipeline, fail closed at every step::
 
@@ -8,26 +8,27 @@ Pipeline, fail closed at every step::
 The SQL that runs is always regenerated from the validated tree, without comments, and with
 sqlglot's generator set to raise rather than silently drop anything it cannot render, so the
 text that executes is exactly what was judged.
+
+Judging is all they do: no decision is recorded (only an unexpected analysis failure is logged,
+as a warning on ``sqlagent.safety``). The caller that acts on a verdict (the agent, ``sqlagent
+validate``, the server) records it in the audit trail (:func:`sqlagent.audit.verdict_event`
+builds the ``"validate"`` event).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sqlagent.audit import AuditEvent, LoggingAuditSink
 from sqlagent.catalog import Catalog
-from sqlagent.config import SafetyConfig
 from sqlagent.dialects import resolve_dialect
 from sqlagent.errors import ConfigError, RejectedError
 from sqlagent.safety._analyze import SchemaIndex, analyze, sqlite_string_fallback
+from sqlagent.safety._config import SafetyConfig
 from sqlagent.safety._parse import parse_one_statement
 from sqlagent.safety._policy import Access, Policy
 from sqlagent.safety._readonly import RuleContext, check_read_only, undo_arrow_lambdas
@@ -38,10 +39,6 @@ from sqlagent.types import Verdict, Violation, ViolationCode
 __all__ = ["Guard", "check_sql"]
 
 _log = logging.getLogger("sqlagent.safety")
-
-
-class _Emitter(Protocol):
-    def emit(self, event: AuditEvent) -> None: ...
 
 
 def _identity(access: Access | None) -> tuple[str | None, str]:
@@ -187,11 +184,11 @@ def check_sql(
     role: str | None = None,
     config: SafetyConfig | None = None,
 ) -> Verdict:
-    """Judge one statement, audited on the ``sqlagent.audit`` logger like every decision.
+    """Judge one statement: pure, nothing is recorded (the caller audits what it acts on).
 
     With a ``catalog`` every table and column is grounded; with a ``policy`` (which needs a
     catalog) the role's grants and masks are enforced and the statement rewritten. For repeated
-    checks, or other audit sinks, use :class:`Guard`, which caches the prepared catalog per role.
+    checks use :class:`Guard`, which caches the prepared catalog per role.
     """
     guard = Guard(dialect=dialect, catalog=catalog, policy=policy, config=config)
     return guard.check(sql, role=role)
@@ -199,21 +196,20 @@ def check_sql(
 
 @dataclass
 class Guard:
-    """Validates SQL for one database: read-only, grounded, authorized — and audited.
+    """Validates SQL for one database: read-only, grounded, authorized.
 
-    Every call to :meth:`check` emits exactly one :class:`~sqlagent.audit.AuditEvent` to
-    ``audit`` (any object with ``emit(event)``: a sink or an ``Auditor``), allowed or rejected.
-    The default sink is the ``sqlagent.audit`` logger. ``audit=None`` turns auditing off and is
-    meant only for callers that record the decision themselves (one event per request).
+    :meth:`check` is pure: it returns a :class:`~sqlagent.types.Verdict` and records nothing
+    (the caller audits the decisions it acts on; see :func:`sqlagent.audit.verdict_event`).
     Without a policy the guard runs in single-user mode: everything the read-only rules (and
-    grounding, with a catalog) allow passes, and each event says ``policy_mode="single_user"``.
+    grounding, with a catalog) allow passes, and each verdict says
+    ``policy_mode="single_user"``. The prepared catalog of each role is cached, so one guard
+    serves many checks.
     """
 
     dialect: str = "sqlite"
     catalog: Catalog | None = None
     policy: Policy | None = None
     config: SafetyConfig | None = None
-    audit: _Emitter | None = field(default_factory=LoggingAuditSink)
     _indexes: dict[tuple[str | None, bool], SchemaIndex] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -273,20 +269,11 @@ class Guard:
         return self._indexes[key]
 
     # -- checks ----------------------------------------------------------------------------------
-    def check(
-        self,
-        sql: str,
-        *,
-        role: str | None = None,
-        question: str | None = None,
-        request_id: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Verdict:
-        """Judge ``sql`` for ``role`` and record the decision in the audit trail."""
-        start = time.perf_counter()
+    def check(self, sql: str, *, role: str | None = None) -> Verdict:
+        """Judge ``sql`` for ``role`` (the policy's default role when ``None`` or unknown)."""
         assert self.config is not None
         access = self.access(role)
-        verdict = _safe_check(
+        return _safe_check(
             sql,
             self.dialect,
             self._target,
@@ -295,34 +282,10 @@ class Guard:
             self.config,
             self._diagnostic_index,
         )
-        if self.audit is not None:
-            info: dict[str, Any] = dict(extra or {})
-            if role is not None and access is not None and role != access.role:
-                info["requested_role"] = role
-            event = AuditEvent(
-                name="validate",
-                verdict="allowed" if verdict.allowed else "rejected",
-                role=verdict.role if access is not None else role,
-                policy_mode=verdict.policy_mode,
-                dialect=self.dialect,
-                question=question,
-                sql_in=sql,
-                sql_out=verdict.sql,
-                violations=tuple(v.to_dict() for v in verdict.violations),
-                tables=verdict.tables,
-                columns=verdict.columns,
-                masked_columns=verdict.masked_columns,
-                latency_ms=round((time.perf_counter() - start) * 1000, 3),
-                extra=info,
-            )
-            if request_id:
-                event = dataclasses.replace(event, request_id=request_id)
-            self.audit.emit(event)
-        return verdict
 
-    def check_or_raise(self, sql: str, *, role: str | None = None, **kwargs: Any) -> Verdict:
+    def check_or_raise(self, sql: str, *, role: str | None = None) -> Verdict:
         """Like :meth:`check`, but raise :class:`RejectedError` on rejection."""
-        verdict = self.check(sql, role=role, **kwargs)
+        verdict = self.check(sql, role=role)
         if not verdict.allowed:
             raise RejectedError(verdict)
         return verdict

@@ -1,6 +1,6 @@
 """Role policies: deny by default, column grants, masking — the "data moat".
 
-The file format is a public contract (YAML, or the same structure in JSON)::
+The file format is a public contract (YAML, or the same structure in JSON or TOML)::
 
     default_role: viewer          # requests with no role or an unknown role get this role
     roles:
@@ -32,11 +32,9 @@ Semantics, all enforced by :mod:`sqlagent.safety`:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -45,6 +43,7 @@ from sqlagent.catalog import Catalog
 from sqlagent.dialects import catalog_key, is_system_relation
 from sqlagent.errors import PolicyError
 from sqlagent.safety._names import close_names
+from sqlagent.settings import read_config_file
 
 __all__ = ["Access", "Policy", "PolicyNameIssue", "RoleSpec"]
 
@@ -199,20 +198,9 @@ class Policy:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Policy:
-        """Load a ``.yaml``/``.yml`` or ``.json`` policy file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise PolicyError(f"policy file not found: {p}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"cannot read policy file {p}: {exc}") from exc
-        if p.suffix.lower() == ".json":
-            try:
-                return cls.from_mapping(json.loads(text))
-            except json.JSONDecodeError as exc:
-                raise PolicyError(f"policy file {p} is not valid JSON: {exc}") from exc
-        return cls.from_text(text)
+        """Load a policy file: YAML (``.yaml``/``.yml``), JSON (``.json``) or TOML (``.toml``),
+        read like every configuration file (:func:`sqlagent.settings.read_config_file`)."""
+        return cls.from_mapping(read_config_file(path, what="policy file", error=PolicyError))
 
     # -- resolution ----------------------------------------------------------------------------
     def resolve_role(self, role: str | None) -> str:

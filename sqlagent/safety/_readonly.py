@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 from sqlglot.expressions.datatypes import DType
 
-from sqlagent.config import SafetyConfig
 from sqlagent.dialects import analysis_dialect
+from sqlagent.safety._config import SafetyConfig
 from sqlagent.safety._functions import (
     ALLOWED_FUNCTIONS,
     function_name,

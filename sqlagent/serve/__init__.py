@@ -8,8 +8,11 @@
 Endpoints: ``POST /v1/chat``, an OpenAI-compatible ``POST /v1/chat/completions``, ``GET
 /health``, ``GET /ready`` and ``GET /metrics``. The role of each request comes only from its
 verified credential (an API key or a JWT); ``/v1/chat`` keeps conversations per credential
-(:class:`ConversationStore`, in memory by default); see docs/serve.md. Importing this package
-imports FastAPI; the core install and ``sqlagent.cli`` never import it.
+(:class:`ConversationStore`, in memory by default); see docs/serve.md. With ``redis_url`` in
+the settings, replicas share rate limits, conversations and admission through Redis (the
+``redis`` extra; :class:`SharedState`, :class:`RedisConversationStore`, :func:`probe_redis`).
+Importing this package imports FastAPI; the core install and ``sqlagent.cli`` never import it,
+and redis-py is imported only when a Redis is configured.
 """
 
 from sqlagent.serve._app import create_app
@@ -20,12 +23,20 @@ from sqlagent.serve._conversations import (
     ConversationStore,
     MemoryConversationStore,
 )
+from sqlagent.serve._redis import (
+    RedisConversationStore,
+    SharedState,
+    SharedStateError,
+    probe_redis,
+)
 from sqlagent.serve._run import serve_in_thread
 from sqlagent.serve._settings import (
     API_KEYS_ENV,
+    REDIS_URL_ENV,
     ApiKey,
     ConversationSettings,
     JwtSettings,
+    RedisSettings,
     ServeLimits,
     ServeSettings,
     hash_key,
@@ -43,9 +54,15 @@ __all__ = [
     "JwtSettings",
     "MemoryConversationStore",
     "Principal",
+    "REDIS_URL_ENV",
+    "RedisConversationStore",
+    "RedisSettings",
     "ServeLimits",
     "ServeSettings",
+    "SharedState",
+    "SharedStateError",
     "create_app",
     "hash_key",
+    "probe_redis",
     "serve_in_thread",
 ]

@@ -3,7 +3,13 @@
 Every request to ``/v1/*`` goes through the same steps, in this order, each of which may end it:
 
     credential -> role (401/403) -> rate limit (429) -> body size (413) -> body (422)
-    -> queue (429) -> agent (200, or 504 after request_timeout_s) -> response
+    -> conversation's turn (504) -> queue (429) -> service-wide slot (429/504)
+    -> agent (200, or 504 after request_timeout_s) -> response
+
+With ``redis_url`` the rate limit, the conversations and the service-wide slots are shared by
+every replica through Redis (:mod:`sqlagent.serve._redis`); a step that needs Redis while it
+is unreachable ends the request with 503 (fail closed), except that ``limits_fail_open`` lets
+it past the rate limit and the service-wide slots. Conversations never fail open.
 
 A request that reaches the agent is recorded by the agent's own audit event (exactly one, with
 the request id the response carries in ``X-Request-ID``); one refused before it gets an event of
@@ -27,8 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from sqlagent.audit import AuditEvent, new_request_id
 from sqlagent.errors import AuditError, ConfigError
@@ -42,9 +49,13 @@ from sqlagent.serve._conversations import (
     TurnOrder,
 )
 from sqlagent.serve._format import (
+    ChatAnswerBody,
     ChatCompletionRequest,
     ChatRequest,
+    CompletionBody,
+    ErrorBody,
     Outcome,
+    ReadyBody,
     completion,
     completion_chunks,
     error_body,
@@ -52,6 +63,14 @@ from sqlagent.serve._format import (
 )
 from sqlagent.serve._limits import Admission, QueueFullError, RateLimiter, retry_after
 from sqlagent.serve._metrics import Metrics
+from sqlagent.serve._redis import (
+    RedisConversationStore,
+    RedisRateLimiter,
+    RedisTurnLock,
+    ServiceAdmission,
+    SharedState,
+    SharedStateError,
+)
 from sqlagent.serve._settings import ServeSettings
 from sqlagent.types import Answer, Turn
 
@@ -67,6 +86,8 @@ COMPLETIONS = "/v1/chat/completions"
 _JSON = "application/json"
 #: How long shutdown waits for requests still inside the agent before closing it.
 _DRAIN_S = 30.0
+#: At most one "Redis unreachable" log line per this many seconds (an outage is not a flood).
+_REDIS_LOG_S = 10.0
 
 
 class _Refused(Exception):
@@ -98,6 +119,7 @@ class _Query:
     body: Any
     history: tuple[Turn, ...] = ()
     conversation_id: str | None = None
+    sent_chars: int = 0  # the question's length as sent, before surrounding space is stripped
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +170,41 @@ class _Server:
                 "'policy:' in the agent config, or set 'single_user: true' in the serve config"
             )
         self.auth = Authenticator(settings, None if policy is None else list(policy.roles))
-        self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst, clock=clock)
-        self.admission = Admission(self.limits.max_concurrency, self.limits.max_queue)
+        limits = self.limits
+        self.rate = RateLimiter(limits.rate_per_minute, limits.burst, clock=clock)
+        self.key_limits = {k.name: (k.rate_per_minute, k.burst) for k in settings.keys}
+        self.admission = Admission(limits.max_concurrency, limits.max_queue)
+        # Shared by the replicas when there is a Redis (no connection is made before use).
+        self.shared: SharedState | None = None
+        self.shared_rate: RedisRateLimiter | None = None
+        self.turn_lock: RedisTurnLock | None = None
+        self.service: ServiceAdmission | None = None
+        self.fail_open = settings.redis.limits_fail_open
+        self._redis_logged = -_REDIS_LOG_S
+        if settings.redis_url is not None:
+            redis = settings.redis
+            shared = self.shared = SharedState(
+                settings.redis_url, prefix=redis.key_prefix, timeout_s=redis.timeout_s
+            )
+            self.shared_rate = RedisRateLimiter(shared, limits.rate_per_minute, limits.burst)
+            # A turn's lock outlives a 504 (the agent finishes the request): lease beyond it.
+            self.turn_lock = RedisTurnLock(shared, limits.request_timeout_s + redis.lease_s)
+            if limits.service_max_concurrency is not None:
+                self.service = ServiceAdmission(
+                    shared,
+                    limits.service_max_concurrency,
+                    limits.service_max_queue,
+                    lease_s=redis.lease_s,
+                )
         kept = settings.conversations
         self.own_conversations = conversations is None
+        if conversations is None and self.shared is not None:
+            conversations = RedisConversationStore(
+                self.shared,
+                max_conversations=kept.max_conversations,
+                max_turns=kept.max_turns,
+                ttl_s=kept.ttl_s,
+            )
         self.conversations: ConversationStore = conversations or MemoryConversationStore(
             max_conversations=kept.max_conversations,
             max_turns=kept.max_turns,
@@ -162,6 +215,10 @@ class _Server:
         self.metrics = Metrics()
         self.metrics.queue_depth.set_function(lambda: self.admission.waiting)
         self.metrics.in_flight.set_function(lambda: self.admission.in_flight)
+        service = self.service
+        if service is not None:
+            self.metrics.service_queue_depth.set_function(lambda: service.waiting)
+            self.metrics.service_in_flight.set_function(lambda: service.running)
         self.model = settings.model_name or llm_name(agent.llm)
         self.close_agent = close_agent
         self.readiness = readiness or self._database_probe
@@ -178,20 +235,24 @@ class _Server:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         # Made on the serving loop: an asyncio.Semaphore belongs to the loop that first waits.
         self.admission = Admission(self.limits.max_concurrency, self.limits.max_queue)
-        loader = None
+        background: list[asyncio.Task[None]] = []
         if not self.model_loaded and self.loadable:
-            loader = asyncio.create_task(self._load_model())
+            background.append(asyncio.create_task(self._load_model()))
+        if self.service is not None:
+            background.append(asyncio.create_task(self.service.run_heartbeat()))
         try:
             yield
         finally:
-            if loader is not None:
-                loader.cancel()  # the loading thread itself cannot be stopped; stop waiting
+            for task in background:
+                task.cancel()  # a loading thread itself cannot be stopped; stop waiting
                 with contextlib.suppress(asyncio.CancelledError):
-                    await loader
+                    await task
             if self.tasks:  # let requests inside the agent finish: each records its event
                 await asyncio.wait(self.tasks, timeout=_DRAIN_S)
             if self.own_conversations:
                 await self.conversations.close()
+            if self.shared is not None:
+                await self.shared.aclose()
             if self.close_agent:  # closes the executor, the catalog and every audit sink
                 await asyncio.to_thread(self.agent.close)
 
@@ -208,8 +269,12 @@ class _Server:
     # -- probes -----------------------------------------------------------------------------------
     def _database_probe(self) -> None:
         """``SELECT 1`` on a new read-only connection: the pool's open connections could hide a
-        database that is gone (a deleted SQLite file, a server that went away)."""
-        sql = "SELECT 1 FROM DUAL" if self.agent.dialect == "oracle" else "SELECT 1"
+        database that is gone (a deleted SQLite file, a server that went away). SQLite reads
+        its schema instead: ``SELECT 1`` never opens the file, so it passes on a broken one."""
+        sql = {
+            "oracle": "SELECT 1 FROM DUAL",
+            "sqlite": "SELECT count(*) FROM sqlite_master",
+        }.get(self.agent.dialect, "SELECT 1")
         timeout = min(2.0, self.agent.config.timeout_s)
         with ReadOnlyExecutor(self.agent.config.database, timeout_s=timeout, max_rows=1) as probe:
             probe.run(sql)
@@ -225,7 +290,18 @@ class _Server:
             checks["database"] = "ok"
         except Exception as exc:  # a probe that fails in any way means "not ready", never 500
             checks["database"] = f"unreachable: {exc}"
-        ok = checks["model"] == "loaded" and checks["database"] == "ok"
+        redis_ok = True
+        if self.shared is not None:
+            try:
+                await self.shared.ping()
+                checks["redis"] = "ok"
+            except SharedStateError as exc:
+                # Failing open, the limits do without Redis: stay ready (conversations get 503).
+                checks["redis"] = f"unreachable: {exc}" + (
+                    " (limits fail open)" if self.fail_open else ""
+                )
+                redis_ok = self.fail_open
+        ok = checks["model"] == "loaded" and checks["database"] == "ok" and redis_ok
         self.metrics.ready.set(1 if ok else 0)
         return ok, checks
 
@@ -270,15 +346,13 @@ class _Server:
             raise _Refused(exc.status, outcome, str(exc)) from None
         # Anonymous callers (default_role) are told apart by address: buckets and conversations.
         caller = principal.name if principal.via != "default" else f"anonymous@{call.client}"
-        wait = self.rate.take(caller)
-        if wait > 0:
-            raise _Refused(429, "rate_limited", "rate limit exceeded", retry_s=wait)
+        await self._take_token(caller, principal)
         body = await _read_body(request, self.limits.max_body_bytes)
         query = parse(body)
         call.question = query.question
         if not query.question:
             raise _Refused(422, "invalid", "the question is empty")
-        if len(query.question) > self.limits.max_question_chars:
+        if max(len(query.question), query.sent_chars) > self.limits.max_question_chars:
             raise _Refused(
                 422, "invalid", f"the question is longer than {self.limits.max_question_chars}"
             )
@@ -288,35 +362,127 @@ class _Server:
         reply = await self._ask(query, principal, call, key)
         return render(reply, query), reply.answer.status
 
+    async def _take_token(self, caller: str, principal: Principal) -> None:
+        """The caller's token bucket (its API key's own limits when it has them); 429."""
+        per_minute, burst = (
+            self.key_limits.get(principal.name, (None, None))
+            if principal.via == "api_key"
+            else (None, None)
+        )
+        if self.shared_rate is None:
+            wait = self.rate.take(caller, per_minute=per_minute, burst=burst)
+        else:
+            try:
+                wait = await self.shared_rate.take(caller, per_minute=per_minute, burst=burst)
+            except SharedStateError as exc:
+                self._without_redis(exc, "the rate limit")
+                wait = 0.0
+        if wait > 0:
+            raise _Refused(429, "rate_limited", "rate limit exceeded", retry_s=wait)
+
+    def _without_redis(self, exc: SharedStateError, step: str) -> None:
+        """Redis failed at a limit: 503 (fail closed), or go on when limits fail open."""
+        if not self.fail_open:
+            raise self._unavailable(exc)
+        self._log_redis(f"{step} lets requests in (limits_fail_open)", exc)
+
+    def _unavailable(self, exc: SharedStateError) -> _Refused:
+        self._log_redis("requests that need it get 503", exc)
+        return _Refused(
+            503,
+            "unavailable",
+            "the service's shared state (Redis) is unreachable; try again",
+            retry_s=self.limits.retry_after_s,
+        )
+
+    def _log_redis(self, what: str, exc: SharedStateError) -> None:
+        now = time.monotonic()
+        if now - self._redis_logged >= _REDIS_LOG_S:
+            self._redis_logged = now
+            _log.error("Redis unreachable, %s: %s", what, exc)
+
+    async def _take_turn(self, key: ConversationKey, held: contextlib.AsyncExitStack) -> None:
+        """Wait for the conversation's previous question (in this process, then across the
+        replicas), at most ``request_timeout_s`` in all; ``held`` releases the turn."""
+        timeout = self.limits.request_timeout_s
+        deadline = time.monotonic() + timeout
+        busy = "the conversation's previous question is still being answered"
+        try:
+            await self.turn_order.acquire(key, timeout)
+        except TimeoutError:
+            raise _Refused(504, "timeout", busy) from None
+        held.callback(self.turn_order.release, key)
+        if self.turn_lock is None:
+            return
+        try:
+            token = await self.turn_lock.acquire(key, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise _Refused(504, "timeout", busy) from None
+        except SharedStateError as exc:
+            raise self._unavailable(exc) from None
+        held.push_async_callback(self._unlock_turn, key, token)
+
+    async def _unlock_turn(self, key: ConversationKey, token: str) -> None:
+        assert self.turn_lock is not None
+        try:
+            await self.turn_lock.release(key, token)
+        except SharedStateError as exc:  # the lease frees it
+            _log.error("could not release a conversation's lock: %s", exc)
+
+    async def _enter(self, call: _Call, held: contextlib.AsyncExitStack) -> None:
+        """A slot of this process's agent, then one of the service's; ``held`` frees them."""
+        busy = _Refused(429, "queue_full", "the server is busy", retry_s=self.limits.retry_after_s)
+        try:
+            await self.admission.enter()
+        except QueueFullError:
+            raise busy from None
+        held.callback(self.admission.leave)
+        if self.service is None:
+            return
+        try:
+            async with asyncio.timeout(self.limits.request_timeout_s):
+                member = await self.service.enter(call.request_id)
+        except QueueFullError:
+            raise busy from None
+        except TimeoutError:
+            raise _Refused(
+                504,
+                "timeout",
+                f"no service-wide slot within {self.limits.request_timeout_s:g} s",
+                retry_s=self.limits.retry_after_s,
+            ) from None
+        except SharedStateError as exc:
+            self._without_redis(exc, "the service-wide admission")
+            return
+        held.push_async_callback(self._leave_service, member)
+
+    async def _leave_service(self, member: str) -> None:
+        assert self.service is not None
+        try:
+            await self.service.leave(member)
+        except SharedStateError as exc:  # the lease frees it
+            _log.error("could not free a service-wide slot: %s", exc)
+
     async def _ask(
         self, query: _Query, principal: Principal, call: _Call, key: ConversationKey | None
     ) -> _Reply:
         history, turn = query.history, None
-        if key is not None:
-            try:
-                await self.turn_order.acquire(key, self.limits.request_timeout_s)
-            except TimeoutError:
-                raise _Refused(
-                    504,
-                    "timeout",
-                    "the conversation's previous question is still being answered",
-                ) from None
-        try:
-            if key is not None:
-                kept = await self.conversations.history(key)
-                history, turn = kept.turns, kept.next_turn
-            await self.admission.enter()
-        except BaseException as exc:
-            if key is not None:
-                self.turn_order.release(key)
-            if isinstance(exc, QueueFullError):
-                raise _Refused(
-                    429, "queue_full", "the server is busy", retry_s=self.limits.retry_after_s
-                ) from None
-            raise
         request_id = call.request_id
+        # Each step holds what it took in a stack; a later refusal unwinds them, and once the
+        # agent has the request they pass to its task, which frees them when it is done.
+        async with contextlib.AsyncExitStack() as turn_held:
+            if key is not None:
+                await self._take_turn(key, turn_held)
+                try:
+                    kept = await self.conversations.history(key)
+                except SharedStateError as exc:
+                    raise self._unavailable(exc) from None
+                history, turn = kept.turns, kept.next_turn
+            async with contextlib.AsyncExitStack() as slot_held:
+                await self._enter(call, slot_held)
+                held = (turn_held.pop_all(), slot_held.pop_all())
         task = asyncio.ensure_future(
-            self._run(query, principal, call.endpoint, request_id, history, key, turn)
+            self._run(query, principal, call.endpoint, request_id, history, key, turn, held)
         )
         self.tasks.add(task)
         task.add_done_callback(_forget(self.tasks))
@@ -346,10 +512,12 @@ class _Server:
         history: tuple[Turn, ...],
         key: ConversationKey | None,
         turn: int | None,
+        held: tuple[contextlib.AsyncExitStack, contextlib.AsyncExitStack],
     ) -> Answer:
         start = time.perf_counter()
-        try:
-            try:
+        turn_held, slot_held = held
+        async with turn_held:
+            async with slot_held:
                 answer = await self.agent.aask(
                     query.question,
                     role=principal.role,
@@ -363,13 +531,8 @@ class _Server:
                         "caller": principal.name,
                     },
                 )
-            finally:
-                self.admission.leave()
             if key is not None:  # only a turn the agent answered (and audited) is kept
                 await self._record(key, answer)
-        finally:
-            if key is not None:
-                self.turn_order.release(key)
         self.metrics.agent_latency.labels(answer.status).observe(time.perf_counter() - start)
         if answer.status == "rejected" and answer.verdict is not None:
             for code in answer.verdict.codes:
@@ -460,7 +623,10 @@ def _validated(model: type[pydantic.BaseModel], body: bytes) -> Any:
 
 def _parse_chat(body: bytes) -> _Query:
     parsed: ChatRequest = _validated(ChatRequest, body)
-    return _Query(parsed.question.strip(), parsed, conversation_id=parsed.conversation_id)
+    question = parsed.question
+    return _Query(
+        question.strip(), parsed, conversation_id=parsed.conversation_id, sent_chars=len(question)
+    )
 
 
 def _parse_completion(body: bytes) -> _Query:
@@ -468,11 +634,18 @@ def _parse_completion(body: bytes) -> _Query:
     return _Query(parsed.question(), parsed, history=parsed.history())
 
 
-def _request_body(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+def _request_body(model: type[pydantic.BaseModel], **extra: Any) -> dict[str, Any]:
     """``openapi_extra`` documenting ``model`` as the JSON body (the endpoints read the raw
-    body themselves, to bound its size before parsing it)."""
+    body themselves, to bound its size before parsing it), with ``extra`` keywords added to
+    its schema (rules the app checks beyond the model)."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
+    for name, value in extra.items():
+        if name == "properties":  # per property: the model's keywords, then the extra ones
+            for prop, keywords in value.items():
+                schema["properties"][prop] = {**schema["properties"][prop], **keywords}
+        else:
+            schema[name] = value
 
     def inline(node: Any) -> Any:
         if isinstance(node, dict):
@@ -486,6 +659,55 @@ def _request_body(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
     content = {_JSON: {"schema": inline(schema)}}
     return {"requestBody": {"required": True, "content": content}}
+
+
+_REQUEST_ID = {"description": "The request's audit id.", "schema": {"type": "string"}}
+_RETRY_AFTER = {"description": "Seconds to wait.", "schema": {"type": "string"}}
+#: The statuses of a request the agent did not answer (docs/serve.md, "Status codes").
+_ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("An invalid Content-Length.", {}),
+    401: (
+        "No credential, or one that is not valid.",
+        {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    ),
+    403: ("A verified credential whose role the policy does not define.", {}),
+    413: ("The body is larger than limits.max_body_bytes.", {}),
+    422: ("The body is not a valid request (the message says why).", {}),
+    429: (
+        "The caller's token bucket is empty, or the queue is full.",
+        {"Retry-After": _RETRY_AFTER},
+    ),
+    500: ("The request could not be audited: the answer is withheld.", {}),
+    503: ("The shared state (Redis) is unreachable.", {"Retry-After": _RETRY_AFTER}),
+    504: ("No answer (or no slot) within limits.request_timeout_s.", {}),
+}
+
+
+def _responses(
+    model: type[pydantic.BaseModel], *, stream: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a ``/v1`` endpoint: ``model`` with 200, then every error."""
+    ok: dict[str, Any] = {
+        "model": model,
+        "description": "Answered by the agent; the outcome is the body's status.",
+        "headers": {
+            "X-Request-ID": _REQUEST_ID,
+            "X-SQLAgent-Status": {
+                "description": "The answer's status.",
+                "schema": {"type": "string", "enum": ["answered", "rejected", "failed"]},
+            },
+        },
+    }
+    if stream:
+        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    responses: dict[int | str, dict[str, Any]] = {200: ok}
+    for status, (description, headers) in _ERRORS.items():
+        responses[status] = {
+            "model": ErrorBody,
+            "description": description,
+            "headers": {"X-Request-ID": _REQUEST_ID, **headers},
+        }
+    return responses
 
 
 def create_app(
@@ -504,8 +726,10 @@ def create_app(
     to the caller), after letting requests inside the agent finish. ``readiness`` replaces the
     database probe of ``GET /ready`` (a function that raises when not ready); ``clock`` drives
     the rate limiter and the conversations' idle time (tests). ``conversations`` replaces the
-    in-memory store of ``settings.conversations`` (e.g. one shared by replicas); the app
-    closes only a store it made itself. Raises :class:`~sqlagent.errors.ConfigError` when an
+    in-memory store of ``settings.conversations`` (with ``settings.redis_url`` the app makes
+    a Redis store shared by replicas); the app closes only a store it made itself. The OpenAPI
+    document (``/openapi.json``) describes every body and status the endpoints answer with,
+    and the two ways to send a credential. Raises :class:`~sqlagent.errors.ConfigError` when an
     API key or ``default_role`` names a role the policy does not define, or when the agent has
     no policy and ``settings.single_user`` is not set.
     """
@@ -543,10 +767,24 @@ def create_app(
             )
         return Response(to_json(completion(answer, model)), headers=headers, media_type=_JSON)
 
+    # Documentation only: the handlers authenticate themselves (server.handle), so these never
+    # refuse a request; they put both ways to send a credential into the OpenAPI document.
+    credentials = [
+        Security(HTTPBearer(auto_error=False, description="An API key or a JWT.")),
+        Security(APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")),
+    ]
+    question = {  # checked by the app after the model: not blank, not too long
+        "properties": {
+            "question": {"maxLength": server.limits.max_question_chars, "pattern": r"\S"}
+        }
+    }
+
     @app.post(
         CHAT,
         summary="Ask a question; the answer object (status in the body).",
-        openapi_extra=_request_body(ChatRequest),
+        openapi_extra=_request_body(ChatRequest, **question),
+        dependencies=credentials,
+        responses=_responses(ChatAnswerBody),
     )
     async def chat(request: Request) -> Response:
         return await server.handle(request, CHAT, _parse_chat, chat_response)
@@ -554,7 +792,12 @@ def create_app(
     @app.post(
         COMPLETIONS,
         summary="OpenAI-compatible chat completion; earlier user/assistant turns are history.",
-        openapi_extra=_request_body(ChatCompletionRequest),
+        openapi_extra=_request_body(
+            ChatCompletionRequest,
+            **{"not": {"required": ["role"]}},  # the role comes from the credential
+        ),
+        dependencies=credentials,
+        responses=_responses(CompletionBody, stream=True),
     )
     async def chat_completions(request: Request) -> Response:
         return await server.handle(request, COMPLETIONS, _parse_completion, completion_response)
@@ -563,13 +806,20 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the model is loaded and the database reachable.")
+    @app.get(
+        "/ready",
+        summary="Readiness: the model is loaded, the database (and Redis) reachable.",
+        responses={
+            200: {"model": ReadyBody, "description": "Ready."},
+            503: {"model": ReadyBody, "description": "Not ready: see the failing check."},
+        },
+    )
     async def ready() -> Response:
         ok, checks = await server.ready()
         body = {"status": "ready" if ok else "not ready", "checks": checks}
         return Response(to_json(body), 200 if ok else 503, media_type=_JSON)
 
-    @app.get("/metrics", summary="Prometheus metrics.")
+    @app.get("/metrics", summary="Prometheus metrics.", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return PlainTextResponse(
             server.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlagent.errors import ConfigError, SqlAgentError
+from sqlagent.errors import AuthError, ConfigError
 from sqlagent.serve._settings import JwtSettings, ServeSettings, hash_key
 
 __all__ = ["AuthError", "Authenticator", "Principal"]
@@ -27,25 +27,6 @@ class Principal:
     name: str
     role: str | None
     via: Via
-
-
-class AuthError(SqlAgentError):
-    """A request's credential is missing, invalid or grants a role the policy does not have.
-
-    ``status`` is the HTTP status it becomes: 401 (no or bad credential) or 403 (a verified
-    credential whose role is not in the policy; ``principal`` is then that caller).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: Literal[401, 403] = 401,
-        principal: Principal | None = None,
-    ) -> None:
-        self.status = status
-        self.principal = principal  # the verified caller a 403 refused
-        super().__init__(message)
 
 
 class Authenticator:

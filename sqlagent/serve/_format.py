@@ -14,9 +14,14 @@ from sqlagent.llm import extract_first_sql
 from sqlagent.types import Answer, Turn
 
 __all__ = [
+    "AnswerBody",
+    "ChatAnswerBody",
     "ChatCompletionRequest",
     "CONVERSATION_ID_PATTERN",
     "ChatRequest",
+    "CompletionBody",
+    "ErrorBody",
+    "ReadyBody",
     "completion",
     "completion_chunks",
     "error_body",
@@ -116,6 +121,104 @@ class ChatCompletionRequest(pydantic.BaseModel):
             if self.messages[index].role == "user":
                 return index
         return None
+
+
+# -- response shapes, for the OpenAPI document (the app writes the bodies itself) ---------------
+class _Documented(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+class AnswerBody(_Documented):
+    """The answer object: ``Answer.to_dict()``, as ``sqlagent ask --json`` prints it."""
+
+    model_config = pydantic.ConfigDict(extra="allow", title="Answer")
+
+    question: str
+    status: Literal["answered", "rejected", "failed"]
+    role: str | None
+    sql: str | None
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    verdict: Literal["allowed", "rejected"] | None
+    violations: list[dict[str, Any]]
+    denied: bool
+    masked_columns: list[str]
+    tables: list[str]
+    attempts: list[dict[str, Any]]
+    timings: dict[str, float]
+    audit_id: str
+    error: str | None
+    model: str | None
+    reused_example: dict[str, Any] | None
+
+
+class ChatAnswerBody(AnswerBody):
+    """``POST /v1/chat``: the answer object, plus its conversation and turn number when the
+    request named a ``conversation_id``."""
+
+    model_config = pydantic.ConfigDict(extra="allow", title="ChatAnswer")
+
+    conversation_id: str | None = None
+    turn: int | None = None
+
+
+class CompletionMessage(_Documented):
+    model_config = pydantic.ConfigDict(extra="allow", title="CompletionMessage")
+
+    role: Literal["assistant"]
+    content: str
+
+
+class CompletionChoice(_Documented):
+    model_config = pydantic.ConfigDict(extra="allow", title="CompletionChoice")
+
+    index: int
+    message: CompletionMessage
+    finish_reason: Literal["stop"]
+
+
+class CompletionBody(_Documented):
+    """``POST /v1/chat/completions`` without ``stream``: a ``chat.completion`` object whose
+    ``sqlagent`` key holds the answer object."""
+
+    model_config = pydantic.ConfigDict(extra="allow", title="ChatCompletion")
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: dict[str, int]
+    sqlagent: AnswerBody
+
+
+class ErrorDetail(_Documented):
+    model_config = pydantic.ConfigDict(extra="allow", title="ErrorDetail")
+
+    message: str
+    type: str
+    code: int
+
+
+class ErrorBody(_Documented):
+    """Every error, in the OpenAI error shape (see :func:`error_body`)."""
+
+    model_config = pydantic.ConfigDict(extra="allow", title="Error")
+
+    error: ErrorDetail
+    request_id: str
+
+
+class ReadyBody(_Documented):
+    """``GET /ready``: each check's state (``model``, ``database``, and ``redis`` when one is
+    configured) and the verdict."""
+
+    model_config = pydantic.ConfigDict(extra="allow", title="Readiness")
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
 
 
 def _sql_in(text: str) -> str | None:
@@ -228,5 +331,6 @@ Outcome = Literal[
     "too_large",
     "invalid",
     "timeout",
+    "unavailable",
     "error",
 ]

@@ -28,7 +28,8 @@ class RateLimiter:
     """A token bucket per key: ``burst`` requests at once, refilled at ``per_minute``.
 
     :meth:`take` returns ``0.0`` when the request may go, else the seconds until a token is
-    back (for ``Retry-After``). ``per_minute == 0`` turns limiting off. At most ``max_keys``
+    back (for ``Retry-After``); its ``per_minute``/``burst`` replace the limiter's own for one
+    key (an API key's own limits). ``per_minute == 0`` turns limiting off. At most ``max_keys``
     buckets are kept (least recently used dropped first): a dropped key starts full again,
     which only ever errs on the side of letting a request in.
     """
@@ -47,12 +48,14 @@ class RateLimiter:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, key: str) -> float:
-        if self.rate <= 0:
+    def take(self, key: str, *, per_minute: float | None = None, burst: int | None = None) -> float:
+        rate = self.rate if per_minute is None else per_minute / 60.0
+        size = self.burst if burst is None else float(burst)
+        if rate <= 0:
             return 0.0
         now = self._clock()
-        bucket = self._buckets.pop(key, None) or _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket = self._buckets.pop(key, None) or _Bucket(size, now)
+        bucket.tokens = min(size, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         self._buckets[key] = bucket
         while len(self._buckets) > self._max_keys:
@@ -60,7 +63,7 @@ class RateLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
-        return (1.0 - bucket.tokens) / self.rate
+        return (1.0 - bucket.tokens) / rate
 
 
 class QueueFullError(Exception):

@@ -13,7 +13,9 @@ class Metrics:
     """The server's metrics. ``outcome`` is the answer's status (``answered``, ``rejected``,
     ``failed``) for requests the agent answered, or why the server refused or dropped one
     (``unauthorized``, ``forbidden``, ``rate_limited``, ``queue_full``, ``too_large``,
-    ``invalid``, ``timeout``, ``error``)."""
+    ``invalid``, ``timeout``, ``unavailable``, ``error``). The ``service`` gauges are the
+    counts of all replicas together, as Redis last reported them to this one (0 without
+    service-wide admission)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -51,6 +53,16 @@ class Metrics:
         self.in_flight = Gauge(
             "sqlagent_in_flight",
             "Requests inside the agent now.",
+            registry=self.registry,
+        )
+        self.service_queue_depth = Gauge(
+            "sqlagent_service_queue_depth",
+            "Requests of all replicas waiting for a service-wide slot.",
+            registry=self.registry,
+        )
+        self.service_in_flight = Gauge(
+            "sqlagent_service_in_flight",
+            "Requests inside the agents of all replicas (service-wide slots taken).",
             registry=self.registry,
         )
         self.ready = Gauge(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlagent.errors import SqlAgentError
+from sqlagent.errors import SQLAgentError
 
 __all__ = ["serve_in_thread"]
 
@@ -44,7 +44,7 @@ def serve_in_thread(
         deadline = time.monotonic() + startup_timeout_s
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise SqlAgentError("the server did not start")
+                raise SQLAgentError("the server did not start")
             time.sleep(0.01)
         yield f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     finally:

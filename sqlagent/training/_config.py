@@ -7,15 +7,15 @@ flags) use dotted keys (``lora.r``, ``optim.learning_rate``) and win over the fi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import pydantic
 
-from sqlagent.config import read_config_file, resolve_sqlite_url, validated
+from sqlagent.dialects import resolve_sqlite_url
 from sqlagent.errors import ConfigError
+from sqlagent.settings import ConfigModel
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -35,14 +35,12 @@ NAMED_MODELS = ("smollm2",)
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class _Frozen(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-
-class DataSource(_Frozen):
+class DataSource(ConfigModel):
     """Where questions come from: ``spider`` (a Spider directory or questions file), ``jsonl``
     (an eval suite) or ``examples`` (the agent's example store, with the ``database`` URL it
     belongs to; default: the agent config's database and example store)."""
+
+    config_name: ClassVar[str] = "training data source"
 
     kind: Literal["spider", "jsonl", "examples"]
     path: Path | None = None
@@ -51,23 +49,29 @@ class DataSource(_Frozen):
     limit: int | None = pydantic.Field(default=None, ge=1)
 
 
-class LoraSettings(_Frozen):
+class LoraSettings(ConfigModel):
+    config_name: ClassVar[str] = "training lora settings"
+
     r: int = pydantic.Field(default=16, ge=1, le=1024)
     alpha: int = pydantic.Field(default=32, ge=1)
     dropout: float = pydantic.Field(default=0.05, ge=0, lt=1)
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
 
 
-class QuantSettings(_Frozen):
+class QuantSettings(ConfigModel):
     """4-bit NF4 with double quantization (QLoRA). ``load_in_4bit: auto`` quantizes on a CUDA
     GPU and trains plain LoRA in fp32 on the CPU, where bitsandbytes 4-bit does not run."""
+
+    config_name: ClassVar[str] = "training quantization settings"
 
     load_in_4bit: Literal["auto", True, False] = "auto"
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
 
 
-class OptimSettings(_Frozen):
+class OptimSettings(ConfigModel):
+    config_name: ClassVar[str] = "training optim settings"
+
     learning_rate: float = pydantic.Field(default=2e-4, gt=0)
     epochs: float = pydantic.Field(default=3.0, gt=0)
     max_steps: int | None = pydantic.Field(default=None, ge=1)  # wins over epochs
@@ -82,9 +86,11 @@ class OptimSettings(_Frozen):
     eval_steps: int | None = pydantic.Field(default=None, ge=1)  # validation loss every N steps
 
 
-class EvalSettings(_Frozen):
+class EvalSettings(ConfigModel):
     """After training, run ``sqlagent eval`` on the validation split (SQLite databases only)
     and write the report into ``<output_dir>/eval``."""
+
+    config_name: ClassVar[str] = "training eval settings"
 
     enabled: bool = False
     limit: int | None = pydantic.Field(default=None, ge=1)
@@ -92,9 +98,11 @@ class EvalSettings(_Frozen):
     max_new_tokens: int = pydantic.Field(default=256, ge=1)
 
 
-class TrainConfig(_Frozen):
-    """Everything a run is made of: :meth:`from_file` reads it, :meth:`with_overrides` patches
-    it."""
+class TrainConfig(ConfigModel):
+    """Everything a run is made of: :meth:`from_file` reads it (YAML, TOML or JSON),
+    :meth:`with_overrides` patches it."""
+
+    config_name: ClassVar[str] = "training configuration"
 
     base_model: Path  # a model directory (config.json + safetensors), a .gguf file, or "smollm2"
     base_model_name: str | None = None  # recorded in the manifest; default: the path's name
@@ -120,18 +128,6 @@ class TrainConfig(_Frozen):
             raise ValueError("data: name at least one source")
         return self
 
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> TrainConfig:
-        """Validate ``data``; errors become one :class:`ConfigError` listing every problem."""
-        config = validated(cls, data, what="training configuration")
-        return config if base_dir is None else config._resolved(base_dir)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON file."""
-        data = read_config_file(path, what="training config")
-        return cls.from_mapping(data, base_dir=Path(path).resolve().parent)
-
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
         """A copy with dotted keys replaced (``{"lora.r": 8, "output_dir": "x"}``); ``None``
         values are skipped, so unset CLI flags change nothing. Paths given here are taken as
@@ -151,7 +147,9 @@ class TrainConfig(_Frozen):
             target[leaf] = value
         return TrainConfig.from_mapping(data)
 
-    def _resolved(self, base: Path) -> TrainConfig:
+    def resolve_paths(self, base_dir: Path) -> Self:
+        base = base_dir
+
         def fix(p: Path | None) -> Path | None:
             return p if p is None or p.is_absolute() else base / p
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from sqlagent.audit import MemoryAuditSink
 from sqlagent.config import AgentConfig
+from sqlagent.errors import ConfigError
 from sqlagent.evaluation import SuiteKind, load_suite
 from sqlagent.llm import MockLLM
 from sqlagent.memory import read_examples
@@ -287,7 +288,7 @@ def prepare(
     validation database is seen in training.
     """
     if not 0 <= validation < 1:
-        raise ValueError("validation must be a fraction in [0, 1)")
+        raise ConfigError("validation must be a fraction in [0, 1)")
     seen: set[tuple[str, tuple[tuple[str, str], ...], str]] = set()
     unique = []
     for record in records:

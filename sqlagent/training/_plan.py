@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlagent.doctor import arch_from_config
+from sqlagent.errors import ConfigError
 from sqlagent.prompt import count_tokens
 from sqlagent.training._config import DEFAULT_TARGETS
 from sqlagent.training._data import TokenCounter, record_tokens
@@ -75,7 +76,7 @@ def plan(
     LoRA parameter count).
     """
     if min(epochs, batch_size, grad_accum) < 1:
-        raise ValueError("epochs, batch_size and grad_accum must be at least 1")
+        raise ConfigError("epochs, batch_size and grad_accum must be at least 1")
     steps = math.ceil(len(train) * epochs / (batch_size * grad_accum))
     weights = None if parameters is None else int(parameters * _BYTES[dtype])
     lora = None if config is None else lora_parameters(config, lora_r, target_modules)

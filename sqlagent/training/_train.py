@@ -32,7 +32,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from sqlagent.errors import ConfigError, SqlAgentError
+from sqlagent.dialects import sqlite_file
+from sqlagent.errors import ConfigError, SQLAgentError
 from sqlagent.llm import write_adapter_manifest
 from sqlagent.llm.local import cuda_capability, import_extra
 from sqlagent.training._backends import (
@@ -204,7 +205,7 @@ def _train(
     if backend == "peft":
         try:
             model = load_peft(config, getattr(torch, dtype_name), device, four_bit, tokenizer)
-        except SqlAgentError:
+        except SQLAgentError:
             raise
         except Exception as exc:  # transformers raises many kinds for unreadable models
             message = f"cannot load the model at '{base}': {type(exc).__name__}: {exc}"
@@ -303,7 +304,8 @@ def _evaluate(
     from sqlagent.evaluation import agent_predictor, load_suite, run_eval, write_report
     from sqlagent.llm import TransformersLLM
 
-    rows = [suite_row(r) for r in data.validation if str(r.get("url", "")).startswith("sqlite:///")]
+    rows = [r for r in data.validation if r.get("url") and sqlite_file(r["url"]) is not None]
+    rows = [suite_row(r) for r in rows]
     if config.eval.limit is not None:
         rows = rows[: config.eval.limit]
     if not rows:

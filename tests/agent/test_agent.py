@@ -126,6 +126,7 @@ def test_self_correction_feeds_the_validator_message_back(
     assert [a["verdict"] for a in event.extra["attempts"]] == ["rejected", "allowed"]
 
 
+@pytest.mark.slow
 def test_no_sql_and_execution_errors_are_retried(agent_with: Any) -> None:
     slow = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT COUNT(*) FROM c"
     agent = agent_with(

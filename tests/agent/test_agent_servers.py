@@ -29,6 +29,7 @@ def server_url(request: pytest.FixtureRequest, demo: DemoPaths) -> Iterator[str]
     drop_test_database(request.param, NAME)
 
 
+@pytest.mark.slow
 def test_same_answers_and_refusals_as_sqlite(server_url: str, demo: DemoPaths) -> None:
     # The demo examples are SQLite SQL written portably; the mock answers with them.
     question = "How many hours per week are assigned to each project?"
@@ -45,6 +46,7 @@ def test_same_answers_and_refusals_as_sqlite(server_url: str, demo: DemoPaths) -
         assert denied.denied
 
 
+@pytest.mark.slow
 def test_masked_values_never_reach_the_answer(server_url: str, demo: DemoPaths) -> None:
     from sqlagent.llm import MockLLM
 

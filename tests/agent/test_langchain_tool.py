@@ -17,6 +17,8 @@ pytest.importorskip("langchain_core")
 
 from sqlagent.langchain import as_tool
 
+pytestmark = pytest.mark.slow  # LangChain itself takes ~2.5 s to import
+
 
 @pytest.fixture(scope="module")
 def agent(demo: DemoPaths) -> Iterator[SQLAgent]:

@@ -46,6 +46,7 @@ def _hours(rows: tuple[tuple[object, ...], ...]) -> Counter[tuple[object, float]
     return Counter((name, float(str(total))) for name, total in rows)  # SUM may be DECIMAL
 
 
+@pytest.mark.slow
 def test_the_agent_answers_through_a_reader_login(
     server: tuple[str, str, str], demo: DemoPaths
 ) -> None:
@@ -85,6 +86,7 @@ def test_require_least_privilege_refuses_the_admin_login(
     assert info.value.findings
 
 
+@pytest.mark.slow
 def test_an_admin_login_is_a_warning_by_default(
     server: tuple[str, str, str], demo: DemoPaths, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -102,6 +104,7 @@ def test_an_admin_login_is_a_warning_by_default(
         assert not [r for r in caplog.records if r.name == "sqlagent.agent"]
 
 
+@pytest.mark.slow
 def test_the_guard_renders_for_the_server_it_talks_to(
     server: tuple[str, str, str], demo: DemoPaths
 ) -> None:

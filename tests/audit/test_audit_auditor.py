@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from audit_helpers import make_event
 
-import sqlagent.audit
 from sqlagent.audit import AuditEvent, Auditor, JsonlAuditSink, MemoryAuditSink, verify_chain
 from sqlagent.errors import AuditError, ConfigError
 
@@ -90,9 +89,3 @@ def test_bad_configuration_is_a_config_error() -> None:
 def test_no_sinks_is_a_quiet_auditor() -> None:
     with Auditor([]) as auditor:
         auditor.emit(make_event(1))
-
-
-def test_public_api_is_sorted_and_importable() -> None:
-    assert sqlagent.audit.__all__ == sorted(sqlagent.audit.__all__)
-    for name in sqlagent.audit.__all__:
-        assert getattr(sqlagent.audit, name) is not None

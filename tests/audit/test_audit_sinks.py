@@ -19,20 +19,21 @@ from sqlagent.audit import (
     JsonlAuditSink,
     LoggingAuditSink,
     MemoryAuditSink,
-    SqlAuditSink,
+    SQLAuditSink,
     verify_chain,
+    verify_sql_chain,
 )
 from sqlagent.errors import AuditError
 
 
 @pytest.mark.parametrize(
-    "sink_type", [JsonlAuditSink, LoggingAuditSink, MemoryAuditSink, SqlAuditSink]
+    "sink_type", [JsonlAuditSink, LoggingAuditSink, MemoryAuditSink, SQLAuditSink]
 )
 def test_every_sink_is_an_audit_sink(tmp_path: Path, sink_type: type) -> None:
     sink: AuditSink
     if sink_type is JsonlAuditSink:
         sink = sink_type(tmp_path / "a.jsonl")
-    elif sink_type is SqlAuditSink:
+    elif sink_type is SQLAuditSink:
         sink = sink_type(f"sqlite:///{tmp_path / 'a.db'}")
     else:
         sink = sink_type()
@@ -131,6 +132,7 @@ def _append_from_process(path: str, worker: int, count: int) -> None:
             sink.emit(AuditEvent(name="validate", verdict="allowed", extra={"w": worker, "i": i}))
 
 
+@pytest.mark.slow
 def test_jsonl_concurrent_processes(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     ctx = multiprocessing.get_context("spawn")
@@ -188,7 +190,7 @@ def test_memory_sink_keeps_events_in_order() -> None:
     assert sink.events == events
 
 
-# SqlAuditSink --------------------------------------------------------------------------------
+# SQLAuditSink --------------------------------------------------------------------------------
 
 
 def test_sql_sink_on_a_sqlite_file(tmp_path: Path) -> None:
@@ -209,7 +211,7 @@ def test_sql_sink_on_a_sqlite_file(tmp_path: Path) -> None:
         latency_ms=12.5,
         extra={"trace": "abc"},
     )
-    with SqlAuditSink(f"sqlite:///{db}") as sink:
+    with SQLAuditSink(f"sqlite:///{db}") as sink:
         sink.emit(event)
         sink.emit(make_event(7))
     engine = sa.create_engine(f"sqlite:///{db}")
@@ -238,9 +240,9 @@ def test_sql_sink_on_a_sqlite_file(tmp_path: Path) -> None:
 def test_sql_sink_reuses_an_existing_table_and_a_callers_engine(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     try:
-        with SqlAuditSink(engine, table_name="audit_log") as sink:
+        with SQLAuditSink(engine, table_name="audit_log") as sink:
             sink.emit(make_event(1))
-        with SqlAuditSink(engine, table_name="audit_log") as sink:  # table already there
+        with SQLAuditSink(engine, table_name="audit_log") as sink:  # table already there
             sink.emit(make_event(2))
         # The caller's engine was not disposed by the sink: it still works.
         with engine.connect() as conn:
@@ -250,16 +252,19 @@ def test_sql_sink_reuses_an_existing_table_and_a_callers_engine(tmp_path: Path) 
         engine.dispose()
 
 
-def test_sql_sink_duplicate_request_id_raises(tmp_path: Path) -> None:
+def test_sql_sink_records_a_repeated_request_id(tmp_path: Path) -> None:
+    # As in the JSONL chain: the log records what happened, twice if it was emitted twice.
     event = make_event(1)
-    with SqlAuditSink(f"sqlite:///{tmp_path / 'audit.db'}") as sink:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with SQLAuditSink(url) as sink:
         sink.emit(event)
-        with pytest.raises(sa.exc.IntegrityError):
-            sink.emit(event)
+        sink.emit(event)
+    report = verify_sql_chain(url)
+    assert (report.ok, report.lines) == (True, 2)
 
 
 def test_sql_sink_emit_after_close_raises(tmp_path: Path) -> None:
-    sink = SqlAuditSink(f"sqlite:///{tmp_path / 'audit.db'}")
+    sink = SQLAuditSink(f"sqlite:///{tmp_path / 'audit.db'}")
     sink.close()
     sink.close()  # idempotent
     with pytest.raises(AuditError, match="closed"):

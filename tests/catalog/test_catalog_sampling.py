@@ -170,6 +170,7 @@ def test_nothing_runs_when_no_column_qualifies(shop: str) -> None:
     assert _samples(sample_values("not a url", catalog, all_columns(catalog), options=off)) == {}
 
 
+@pytest.mark.slow
 def test_a_failing_column_is_skipped_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

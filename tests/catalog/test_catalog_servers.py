@@ -22,7 +22,7 @@ from sqlagent.catalog import (
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.safety import Policy
-from tests.dbservers import DB_SUFFIX, create_test_database, drop_test_database
+from tests.dbservers import DB_SUFFIX, server_database
 
 DB = "sqlagent_catalog_test"
 TITLES = ("Analyst", "Engineer", "Manager", "Designer")
@@ -87,8 +87,7 @@ roles:
 """
 
 
-def _fill(kind: str) -> str:
-    url = create_test_database(kind, DB)
+def _fill(url: str, kind: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -126,19 +125,18 @@ def _fill(kind: str) -> str:
                 conn.execute(sa.text("REFRESH MATERIALIZED VIEW titles"))
     finally:
         engine.dispose()
-    return url
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    yield _fill("postgres")
-    drop_test_database("postgres", DB)
+    with server_database("postgres", DB, fill=lambda url: _fill(url, "postgres")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def mysql_url() -> Iterator[str]:
-    yield _fill("mysql")
-    drop_test_database("mysql", DB)
+    with server_database("mysql", DB, fill=lambda url: _fill(url, "mysql")) as url:
+        yield url
 
 
 def _table(catalog: Catalog, name: str) -> Table:
@@ -185,6 +183,7 @@ def _check_reflection(catalog: Catalog, kind: str) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_reflection(pg_url: str) -> None:
     catalog = reflect_catalog(pg_url)
     assert catalog.table_names == (
@@ -215,6 +214,7 @@ def test_postgres_reflection_of_another_schema(pg_url: str) -> None:
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_reflection(mysql_url: str) -> None:
     catalog = reflect_catalog(mysql_url)
     assert catalog.table_names == (
@@ -273,11 +273,13 @@ def _check_sampling(url: str, dialect: str, caplog: pytest.LogCaptureFixture) ->
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_sampling(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     _check_sampling(pg_url, "postgres", caplog)
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_sampling(mysql_url: str, caplog: pytest.LogCaptureFixture) -> None:
     _check_sampling(mysql_url, "mysql", caplog)
 
@@ -306,10 +308,12 @@ def _check_source_refresh(url: str, kind: str) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_catalog_source(pg_url: str) -> None:
     _check_source_refresh(pg_url, "postgres")
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_catalog_source(mysql_url: str) -> None:
     _check_source_refresh(mysql_url, "mysql")

@@ -243,6 +243,7 @@ def test_construction_does_not_touch_the_database(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_failed_columns_are_retried_only_when_every_query_failed(
     url: str, samplings: Counter
 ) -> None:

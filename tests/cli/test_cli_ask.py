@@ -55,6 +55,7 @@ def test_ask_json_contract(demo: DemoPaths) -> None:
     assert data["attempts"][0]["reused_example"]["question"] == QUESTION
 
 
+@pytest.mark.slow
 def test_the_mock_refuses_what_no_stored_question_matches(demo: DemoPaths) -> None:
     for question in ("What is the weather in Paris tomorrow?", "List projects with no assignments"):
         code, out = run("ask", "--config", str(demo.config), "--role", "admin", "--json", question)
@@ -109,6 +110,7 @@ def test_ask_usage_errors_exit_2(demo: DemoPaths, tmp_path: Path) -> None:
     assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_flags_override_the_config(demo: DemoPaths, tmp_path: Path) -> None:
     question = "Who are the five highest-paid employees?"
     code, out = run("ask", "--config", str(demo.config), "--role", "hr", "--json", question)
@@ -205,6 +207,7 @@ def test_the_first_example_can_be_added_without_a_model(demo: DemoPaths) -> None
     assert json.loads(out)["rows"] == [[60]]
 
 
+@pytest.mark.slow
 def test_default_config_uses_chromadb_and_minilm(tmp_path: Path) -> None:
     pytest.importorskip("chromadb")
     pytest.importorskip("sentence_transformers")

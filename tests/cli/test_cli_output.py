@@ -232,6 +232,7 @@ def test_eval_and_compare_print_questions_and_paths_verbatim(awkward: Path) -> N
     assert_clean(out)
 
 
+@pytest.mark.slow
 def test_doctor_check_prints_paths_and_details_verbatim(awkward: Path) -> None:
     config = awkward / "sqlagent.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))

@@ -131,6 +131,37 @@ def test_each_invocation_appends_one_audit_event(demo: tuple[str, str], tmp_path
     assert report.lines == 3
 
 
+def test_the_audit_event_records_the_decision(demo: tuple[str, str], tmp_path: Path) -> None:
+    """The command, not the guard, records the decision: one "validate" event with the fields
+    the guard used to emit (role as judged, the role asked for, the SQL in and out ...)."""
+    url, policy = demo
+    log = tmp_path / "audit.jsonl"
+    sql = "SELECT first_name, salary FROM employees"
+    code, _ = run("--db", url, "--policy", policy, "--role", "intruder", "--audit-log", str(log),
+                  "--json", sql)  # fmt: skip
+    assert code == 1  # the default role (viewer) may not read salary
+    code, _ = run("--db", url, "--policy", policy, "--role", "analyst", "--audit-log", str(log),
+                  sql)  # fmt: skip
+    assert code == 0
+    rejected, allowed = (json.loads(line) for line in log.read_text().splitlines())
+    assert rejected["name"] == allowed["name"] == "validate"
+    assert (rejected["verdict"], rejected["role"], rejected["policy_mode"]) == (
+        "rejected", "viewer", "policy",
+    )  # fmt: skip
+    assert rejected["extra"]["requested_role"] == "intruder"
+    assert rejected["sql_in"] == sql
+    assert rejected["sql_out"] is None
+    assert rejected["violations"][0]["code"] == "column_denied"
+    assert (allowed["verdict"], allowed["role"], allowed["dialect"]) == (
+        "allowed", "analyst", "sqlite",
+    )  # fmt: skip
+    assert "requested_role" not in allowed["extra"]
+    assert "'***' AS salary" in allowed["sql_out"]
+    assert allowed["masked_columns"] == ["employees.salary"]
+    assert allowed["tables"] == ["employees"]
+    assert allowed["latency_ms"] >= 0
+
+
 def test_config_file_and_allow_function(tmp_path: Path) -> None:
     schema = str(FIXTURES / "catalog.json")
     config = tmp_path / "sqlagent.yaml"
@@ -143,6 +174,24 @@ def test_config_file_and_allow_function(tmp_path: Path) -> None:
     assert code == 1
     code, _ = run("--schema", schema, "--allow-function", "BUSINESS_DAYS", sql)
     assert code == 0
+    # The one file reader: JSON and TOML too, and an agent config's safety section.
+    as_json = tmp_path / "safety.json"
+    as_json.write_text('{"max_rows": 7, "allowed_functions": {"sqlite": ["business_days"]}}')
+    code, out = run("--schema", schema, "--config", str(as_json), "--json", sql)
+    assert (code, json.loads(out)["sql"][-7:]) == (0, "LIMIT 7")
+    agent = tmp_path / "agent.toml"
+    agent.write_text('database = "sqlite:///x.db"\n[safety]\nmax_rows = 9\n')
+    code, out = run("--schema", schema, "--config", str(agent), "--json", "SELECT 1")
+    assert (code, json.loads(out)["sql"]) == (0, "SELECT 1 LIMIT 9")
+
+
+def test_a_misspelt_safety_option_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "sqlagent.yaml"
+    config.write_text("safety:\n  max_row: 5\n")
+    code, out = run("--config", str(config), "SELECT 1")
+    assert code == 2
+    assert "max_row: unknown key" in out
+    assert "Traceback" not in out
 
 
 def test_an_unknown_role_warns_on_stderr(demo: tuple[str, str]) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import sqlagent.demo
 from sqlagent.config import AgentConfig
 from sqlagent.demo import (
     DEMO_QUESTIONS,
@@ -43,12 +42,6 @@ def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
         for table in TABLES:
             out[table] = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
     return out
-
-
-def test_all_is_sorted_and_exported() -> None:
-    assert sqlagent.demo.__all__ == sorted(sqlagent.demo.__all__)
-    for name in sqlagent.demo.__all__:
-        assert hasattr(sqlagent.demo, name)
 
 
 def test_returns_path(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ def _tables(db: Path) -> set[str]:
 # --- the demo -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_is_ready_and_the_probe_is_refused(demo: Path) -> None:
     db = demo.parent / "hr.sqlite"
     before = _tables(db)
@@ -304,6 +305,7 @@ def test_fallback_and_served_models(tmp_path: Path) -> None:
 # --- paths: chromadb and audit ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unwritable_chroma_path_is_blocking(tmp_path: Path) -> None:
     pytest.importorskip("chromadb")
     (tmp_path / "file").write_text("", encoding="utf-8")
@@ -414,6 +416,7 @@ def test_a_crashing_check_is_reported() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_read_only_probe() -> None:
     from tests.dbservers import create_test_database, drop_test_database
 
@@ -458,6 +461,7 @@ def server_logins(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     drop_reader(kind, "sqlagent_doctor_reader")
 
 
+@pytest.mark.slow
 def test_privileges_row(server_logins: tuple[str, str], tmp_path: Path) -> None:
     admin, reader = server_logins
     rows = _by_name(run_checks(database=reader, checks=[check_database]).checks)

@@ -179,12 +179,8 @@ def test_check_without_config_or_database(tmp_path: Path, monkeypatch: pytest.Mo
 # --- the package ----------------------------------------------------------------------------------
 
 
-def test_all_is_sorted_and_import_is_light() -> None:
-    import sqlagent.doctor as doctor_pkg
-
-    assert list(doctor_pkg.__all__) == sorted(doctor_pkg.__all__)
-    for name in doctor_pkg.__all__:
-        assert hasattr(doctor_pkg, name)
+@pytest.mark.slow
+def test_import_is_light() -> None:
     code = (
         "import sys, sqlagent.doctor, sqlagent.cli._doctor;"
         "print([m for m in ('torch', 'transformers', 'chromadb', 'unsloth', 'bitsandbytes')"

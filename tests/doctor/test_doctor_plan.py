@@ -466,6 +466,7 @@ def test_counts_match_transformers(config: dict[str, Any]) -> None:
     small=st.floats(4, 200),
     extra=st.floats(0, 100),
 )
+@pytest.mark.slow
 def test_max_context_is_monotone_in_memory(
     model: str, quant: str, batch: int, small: float, extra: float
 ) -> None:

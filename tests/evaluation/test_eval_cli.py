@@ -21,6 +21,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @needs_spider
+@pytest.mark.slow
 def test_spider_limit_20_with_gold_predictions_is_100_percent(tmp_path: Path) -> None:
     dev = json.loads((SPIDER / "dev.json").read_text(encoding="utf-8"))
     pred = tmp_path / "pred.sql"
@@ -42,6 +43,7 @@ def test_spider_limit_20_with_gold_predictions_is_100_percent(tmp_path: Path) ->
 
 
 @needs_spider
+@pytest.mark.slow
 def test_spider_compat_flag_sets_the_headline(tmp_path: Path) -> None:
     pred = tmp_path / "pred.sql"
     pred.write_text("SELECT count(*) FROM singer\nSELECT 1\n", encoding="utf-8")
@@ -56,6 +58,7 @@ def test_spider_compat_flag_sets_the_headline(tmp_path: Path) -> None:
     assert [i["exec_match"] for i in data["items"]] == [True, False]
 
 
+@pytest.mark.slow
 def test_demo_oracle_run_and_compare(demo_suite: Path, tmp_path: Path) -> None:
     gold = tmp_path / "gold.sql"
     gold.write_text("".join(i.gold + "\n" for i in load_suite("jsonl", demo_suite)), "utf-8")
@@ -127,6 +130,7 @@ def test_items_that_could_not_run_exit_1(tmp_path: Path, demo_suite: Path) -> No
 
 
 @needs_spider
+@pytest.mark.slow
 def test_spider_oracle_agent_run(tmp_path: Path) -> None:
     out = tmp_path / "o"
     code, output = run(
@@ -141,6 +145,7 @@ def test_spider_oracle_agent_run(tmp_path: Path) -> None:
     assert all(i["tokens"] > 0 and i["validated"] for i in data["items"])
 
 
+@pytest.mark.slow
 def test_the_demo_mock_over_stored_examples_answers_no_suite_question(
     demo_suite: Path, tmp_path: Path
 ) -> None:

@@ -92,7 +92,7 @@ def test_gold_tables_skip_ctes() -> None:
 
 
 def test_hallucinations_are_named(demo_db: Path) -> None:
-    guard = Guard(catalog=reflect_catalog(f"sqlite:///{demo_db}"), audit=None)
+    guard = Guard(catalog=reflect_catalog(f"sqlite:///{demo_db}"))
     verdict = guard.check("SELECT e.wage, e.first_name FROM employees e JOIN offices o ON 1=1")
     names = hallucinated_identifiers(verdict)
     assert "offices" in names

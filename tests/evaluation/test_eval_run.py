@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from sqlagent.errors import ConfigError
 from sqlagent.evaluation import (
     EvalItem,
     agent_predictor,
@@ -55,7 +56,7 @@ def test_scoring_with_a_fake_engine(demo_suite: Path, fake_engine: SimpleNamespa
 
 
 def test_exactly_one_source_of_predictions(demo_suite: Path) -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ConfigError, match="exactly one"):
         run_eval(_demo(demo_suite))
 
 

@@ -20,6 +20,7 @@ def _write(path: Path, *rows: object) -> Path:
 
 
 @needs_spider
+@pytest.mark.slow
 def test_spider_suite_loads_with_hardness() -> None:
     items = load_suite("spider", SPIDER, limit=5)
     assert [i.index for i in items] == [0, 1, 2, 3, 4]

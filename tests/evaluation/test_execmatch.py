@@ -166,6 +166,7 @@ def test_ties_under_order_by_flag(db: str) -> None:
 
 
 @BOTH
+@pytest.mark.slow
 def test_runaway_query_stops_within_timeout(db: str, compat: str) -> None:
     start = time.monotonic()
     v = check(db, "SELECT 1", RUNAWAY, compat, timeout_s=0.5)
@@ -175,6 +176,7 @@ def test_runaway_query_stops_within_timeout(db: str, compat: str) -> None:
     assert "timed out" in v.pred_error
 
 
+@pytest.mark.slow
 def test_runaway_gold_stops_too(db: str) -> None:
     start = time.monotonic()
     v = check(db, RUNAWAY, "SELECT 1", timeout_s=0.5)
@@ -217,6 +219,7 @@ def test_empty_prediction(db: str) -> None:
         assert not v.match
 
 
+@pytest.mark.slow
 def test_many_keeps_input_order_over_a_pool(tmp_path: Path, db: str) -> None:
     other = tmp_path / "o.sqlite"
     with sqlite3.connect(other) as conn:

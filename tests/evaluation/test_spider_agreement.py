@@ -34,6 +34,7 @@ def _items(predictions: list[str]) -> list[ExecItem]:
     ]
 
 
+@pytest.mark.slow
 def test_gold_against_itself_all_match() -> None:
     dev = json.loads((SPIDER / "dev.json").read_text())
     verdicts = exec_match_many(_items([e["query"] for e in dev]), compat="spider")
@@ -41,6 +42,7 @@ def test_gold_against_itself_all_match() -> None:
 
 
 @pytest.mark.skipif(not (VERDICTS / "perturbed_seed1.txt").exists(), reason="no verdicts")
+@pytest.mark.slow
 def test_perturbed_predictions_agree_with_official() -> None:
     predictions = (VERDICTS / "perturbed_seed1.txt").read_text().split("\n")[:1034]
     official = json.loads((VERDICTS / "perturbed_seed1.exec.json").read_text())
@@ -50,6 +52,7 @@ def test_perturbed_predictions_agree_with_official() -> None:
     assert sum(ours) == sum(official)
 
 
+@pytest.mark.slow
 def test_strict_gold_against_itself_all_match() -> None:
     dev = json.loads((SPIDER / "dev.json").read_text())
     verdicts = exec_match_many(_items([e["query"] for e in dev]), compat="strict")

@@ -67,6 +67,7 @@ def test_sqlite_files_and_their_resolution(tmp_path: Path) -> None:
     assert config.database == f"sqlite:///{tmp_path / 'hr.db'}"
 
 
+@pytest.mark.slow
 def test_no_other_module_parses_database_urls() -> None:
     """``sa.make_url`` and a table of default drivers live in sqlagent/dialects.py only (the
     audit package's SQL sink is still to move: see KNOWN)."""

@@ -16,16 +16,15 @@ import sqlalchemy as sa
 
 from sqlagent.errors import ConfigError, ExecutionError, QueryTimeoutError, ReadOnlyViolationError
 from sqlagent.execution import ReadOnlyExecutor
-from tests.dbservers import create_test_database, drop_test_database
+from tests.dbservers import server_database
 
 DB = "sqlagent_exec_test"
 ITEMS = 50
 BIG = 5000
 
 
-def _fresh_database(kind: str) -> str:
-    """(Re)create ``sqlagent_exec_test`` on a server and fill it; return its URL."""
-    url = create_test_database(kind, DB)
+def _fill(url: str, kind: str) -> None:
+    """The items (and, on PostgreSQL, a sequence) every test here reads or tries to change."""
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -41,19 +40,18 @@ def _fresh_database(kind: str) -> str:
                 conn.execute(sa.text("CREATE SEQUENCE item_seq"))
     finally:
         engine.dispose()
-    return url
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    yield _fresh_database("postgres")
-    drop_test_database("postgres", DB)
+    with server_database("postgres", DB, fill=lambda url: _fill(url, "postgres")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def mysql_url() -> Iterator[str]:
-    yield _fresh_database("mysql")
-    drop_test_database("mysql", DB)
+    with server_database("mysql", DB, fill=lambda url: _fill(url, "mysql")) as url:
+        yield url
 
 
 def _snapshot(url: str, kind: str) -> tuple[Any, ...]:
@@ -197,6 +195,7 @@ def _writes_fail_and_nothing_changes(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_writes_fail_and_nothing_changes(pg_url: str, how: str) -> None:
     _writes_fail_and_nothing_changes(
         pg_url, "postgres", how, PG_WRITES, PG_NOT_QUERIES, PG_OTHER_FAILURES, "25006"
@@ -235,6 +234,7 @@ def test_postgres_borrowed_connections_are_handed_back_as_they_were(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_timeout_then_recovery(pg_url: str) -> None:
     with ReadOnlyExecutor(pg_url, timeout_s=0.5) as executor:
         for slow in ("SELECT pg_sleep(5)",
@@ -335,6 +335,7 @@ MYSQL_OTHER_FAILURES = [
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_writes_fail_and_nothing_changes(mysql_url: str, how: str) -> None:
     _writes_fail_and_nothing_changes(
         mysql_url, "mysql", how, MYSQL_WRITES, MYSQL_NOT_QUERIES, MYSQL_OTHER_FAILURES, "1792"
@@ -359,6 +360,7 @@ def test_mariadb_session_is_restored_after_each_run(mysql_url: str) -> None:
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_timeout_then_recovery(mysql_url: str) -> None:
     heavy = ("SELECT count(*) FROM information_schema.columns a, information_schema.columns b, "
              "information_schema.columns c")  # fmt: skip

@@ -75,6 +75,7 @@ def _single(url: str) -> sa.Engine:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_copy_to_a_file_is_refused_before_it_runs(pg: tuple[str, str]) -> None:
     url, _ = pg
     control = _scratch_file()
@@ -198,6 +199,7 @@ def test_postgres_server_files_only_a_reader_login_stops(pg: tuple[str, str]) ->
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_result_size_is_bounded(pg: tuple[str, str]) -> None:
     url, _ = pg
     cap = 256 * 1024
@@ -234,6 +236,7 @@ def _maria_admin() -> pymysql.connections.Connection:  # type: ignore[type-arg]
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_outfile_and_set_global_are_refused_before_they_run(
     maria: tuple[str, str],
 ) -> None:
@@ -341,6 +344,7 @@ def test_mariadb_file_and_admin_functions_only_a_reader_login_stops(
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_a_statement_that_lifts_its_time_limit_is_stopped(
     maria: tuple[str, str],
 ) -> None:
@@ -372,6 +376,7 @@ def test_mariadb_a_statement_that_lifts_its_time_limit_is_stopped(
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_result_size_is_bounded(maria: tuple[str, str]) -> None:
     url, _ = maria
     with ReadOnlyExecutor(url, max_rows=100_000, max_result_bytes=256 * 1024) as executor:

@@ -27,7 +27,7 @@ from sqlagent.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
     ResultTooLargeError,
-    SqlAgentError,
+    SQLAgentError,
 )
 from sqlagent.execution import (
     DEFAULT_MAX_RESULT_BYTES,
@@ -240,6 +240,7 @@ def test_a_file_deleted_under_the_executor_is_not_recreated(tmp_path: Path) -> N
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_a_runaway_query_times_out_and_the_executor_recovers(db: Path) -> None:
     with ReadOnlyExecutor(f"sqlite:///{db}", timeout_s=0.5) as ex:
         start = time.monotonic()
@@ -252,6 +253,7 @@ def test_a_runaway_query_times_out_and_the_executor_recovers(db: Path) -> None:
         assert ex.run("SELECT count(*) FROM items").rows == ((ROWS,),)
 
 
+@pytest.mark.slow
 def test_handlers_are_removed_after_each_run(db: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{db}", poolclass=StaticPool)
     try:
@@ -268,6 +270,7 @@ def test_handlers_are_removed_after_each_run(db: Path) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_result_that_arrives_after_the_deadline_is_a_timeout(db: Path) -> None:
     # A Python function blocks SQLite's progress handler; the deadline check still catches it.
     engine = sa.create_engine(f"sqlite:///{db}")
@@ -380,13 +383,14 @@ def test_lifecycle(db: Path) -> None:
 def test_errors_belong_to_the_one_tree() -> None:
     assert issubclass(QueryTimeoutError, ExecutionError)
     assert issubclass(ReadOnlyViolationError, ExecutionError)
-    assert issubclass(ExecutionError, SqlAgentError)
+    assert issubclass(ExecutionError, SQLAgentError)
     assert not issubclass(ExecutionError, ConfigError)
 
 
 # --- result size ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_huge_values_are_refused_inside_sqlite(db: Path) -> None:
     with ReadOnlyExecutor(f"sqlite:///{db}", max_result_bytes=32 * 1024) as ex:
         for sql in (

@@ -138,6 +138,7 @@ def test_mariadb_root_is_flagged(mysql_url: str) -> None:
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_reader_is_clean_and_extra_grants_are_found(mysql_url: str) -> None:
     db = sa.make_url(mysql_url).database
     reader = create_reader("mysql", mysql_url, "sqlagent_priv_reader")
@@ -213,6 +214,7 @@ def test_grant_lines_are_split_outside_parentheses() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_oracle_classification_from_its_catalog_views() -> None:
     # UNTESTED against a server: the rows Oracle's documentation says these views return.
     from sqlagent.execution._privileges import _oracle

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.dbservers import create_items, create_test_database, drop_test_database
+from tests.dbservers import create_items, server_database
 
 CAP = 4 * 1024 * 1024
 #: Peak RSS growth allowed while the statements run: the cap, one row, driver buffers.
@@ -28,7 +28,7 @@ GROWTH_LIMIT_MB = 64
 _CHILD = textwrap.dedent(
     """
     import json, resource, sys
-    from sqlagent.errors import SqlAgentError
+    from sqlagent.errors import SQLAgentError
     from sqlagent.execution import ReadOnlyExecutor
 
     url, cap, statements = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
@@ -41,7 +41,7 @@ _CHILD = textwrap.dedent(
             try:
                 result = ex.run(sql)
                 outcomes.append(["ok", result.row_count, repr(result.rows[:1])[:80]])
-            except SqlAgentError as exc:
+            except SQLAgentError as exc:
                 outcomes.append([type(exc).__name__, None, str(exc)[:200]])
         ex.run("SELECT 1")
     print(json.dumps({"baseline_mb": baseline, "peak_mb": peak(), "outcomes": outcomes}))
@@ -73,6 +73,7 @@ def _check(report: dict[str, object], expected: list[str]) -> None:
     assert growth < GROWTH_LIMIT_MB, report
 
 
+@pytest.mark.slow
 def test_sqlite_huge_values_and_results(tmp_path: Path) -> None:
     db = tmp_path / "mem.sqlite"
     engine = sa.create_engine(f"sqlite:///{db}")
@@ -101,18 +102,14 @@ def test_sqlite_huge_values_and_results(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    url = create_test_database("postgres", "sqlagent_mem_test")
-    _items(url)
-    yield url
-    drop_test_database("postgres", "sqlagent_mem_test")
+    with server_database("postgres", "sqlagent_mem_test", fill=_items) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def mysql_url() -> Iterator[str]:
-    url = create_test_database("mysql", "sqlagent_mem_test")
-    _items(url)
-    yield url
-    drop_test_database("mysql", "sqlagent_mem_test")
+    with server_database("mysql", "sqlagent_mem_test", fill=_items) as url:
+        yield url
 
 
 def _items(url: str) -> None:
@@ -121,6 +118,7 @@ def _items(url: str) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_huge_values_and_results(pg_url: str) -> None:
     report = _run_child(
         pg_url,
@@ -134,6 +132,7 @@ def test_postgres_huge_values_and_results(pg_url: str) -> None:
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_mariadb_huge_values_and_results(mysql_url: str) -> None:
     report = _run_child(
         mysql_url,

@@ -28,6 +28,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 
+pytestmark = pytest.mark.slow  # LangChain itself takes ~3 s to import
+
 MESSAGES = [
     Message.system("Answer with SQLite SQL."),
     Message.user("How many employees?"),

@@ -100,6 +100,7 @@ def test_parse_llm_spec_errors(spec: str, kwargs: dict[str, str], message: str) 
         parse_llm_spec(spec, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_importing_the_llm_package_does_not_import_httpx() -> None:
     code = "import sys, sqlagent.llm; print('httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

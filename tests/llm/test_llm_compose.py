@@ -129,6 +129,7 @@ def test_threads_are_serialized() -> None:
 
 
 @pytest.mark.parametrize("inner", [Probe, BlockingProbe], ids=["async-backend", "sync-backend"])
+@pytest.mark.slow
 def test_fifty_gathered_calls_are_serialized(inner: type[Probe | BlockingProbe]) -> None:
     backend = inner()
     probe = backend.probe if isinstance(backend, BlockingProbe) else backend

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,23 @@ def test_the_question_is_the_last_user_message() -> None:
 def test_exactly_one_source(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="exactly one of"):
         MockLLM(**kwargs)  # type: ignore[arg-type]
+
+
+def test_examples_from_a_store_are_read_on_every_question(tmp_path: Path) -> None:
+    """The mock reads the example store it is given: an example added later answers at once,
+    with no new model built."""
+    from sqlagent.llm import ExampleSource
+    from sqlagent.memory import ExampleStore
+    from sqlagent.types import Example
+
+    store = ExampleStore(path=tmp_path / "examples.jsonl")
+    assert isinstance(store, ExampleSource)
+    mock = MockLLM(examples=store)
+    asked = [Message.user("How many projects are there?")]
+    with pytest.raises(LLMError, match="there are none to answer from"):
+        mock.complete(asked)
+    store.add(Example("How many projects are there?", "SELECT COUNT(*) FROM projects"))
+    assert mock.complete(asked) == "```sql\nSELECT COUNT(*) FROM projects\n```"
+    assert mock.example_count == 1
+    store.add(Example("How many projects are there?", "SELECT COUNT(id) FROM projects"))
+    assert mock.complete(asked) == "```sql\nSELECT COUNT(id) FROM projects\n```"

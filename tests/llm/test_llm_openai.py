@@ -120,6 +120,7 @@ ERROR_CASES = [
 
 @both_modes
 @pytest.mark.parametrize(("reply", "error", "message"), ERROR_CASES)
+@pytest.mark.slow
 def test_error_mapping(
     stub: StubServer, call: Call, reply: Reply, error: type[LLMError], message: str
 ) -> None:
@@ -136,6 +137,7 @@ def test_error_mapping(
 
 
 @both_modes
+@pytest.mark.slow
 def test_timeout_is_unavailable(stub: StubServer, call: Call) -> None:
     stub.plan(Reply(delay_s=5))
     started = time.monotonic()

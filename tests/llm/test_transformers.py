@@ -34,8 +34,13 @@ from sqlagent.llm import (
 )
 from sqlagent.llm import _transformers as backend
 
-pytest.importorskip("transformers")
-pytest.importorskip("peft")
+# Found, not imported: importing torch, transformers and peft here would cost every test run
+# (``-m "not slow"`` included) ~18 s of collection; the tests import them as they run.
+for _extra in ("transformers", "peft"):
+    if importlib.util.find_spec(_extra) is None:
+        pytest.skip(f"{_extra} is not installed (the local extra)", allow_module_level=True)
+
+pytestmark = pytest.mark.slow  # the first test imports torch and transformers (~7 s)
 
 MESSAGES = [
     Message.system("You write SQL that answers questions about a database"),
@@ -77,6 +82,7 @@ def test_auto_dtype(capability: tuple[int, int] | None, dtype: str) -> None:
     assert auto_dtype(capability) == dtype
 
 
+@pytest.mark.slow
 def test_cpu_loads_in_float32_and_dtype_can_be_forced(tiny_model: Path) -> None:
     import torch
 
@@ -256,6 +262,7 @@ def test_a_missing_extra_is_a_config_error(
         TransformersLLM(tiny_model).load()
 
 
+@pytest.mark.slow
 def test_importing_sqlagent_llm_imports_no_heavy_package() -> None:
     code = (
         "import sys, sqlagent.llm; print([m for m in ('torch', 'transformers', 'peft', "
@@ -268,6 +275,7 @@ def test_importing_sqlagent_llm_imports_no_heavy_package() -> None:
 # --- adapters and their manifest ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_adapter_changes_the_model(
     tiny_model: Path, tiny_adapter: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -479,6 +487,7 @@ def race(llm: TransformersLLM, calls: int = 32, threads: int = 4) -> list[str]:
     return answers + sync_answers
 
 
+@pytest.mark.slow
 def test_concurrent_calls_never_overlap_in_generate(tiny_model: Path) -> None:
     llm, probe = probed(tiny_model)
     answers = race(llm)
@@ -487,6 +496,7 @@ def test_concurrent_calls_never_overlap_in_generate(tiny_model: Path) -> None:
     assert len(set(answers)) == 1  # greedy, and no call saw another's state
 
 
+@pytest.mark.slow
 def test_the_probe_sees_overlap_without_the_lock(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

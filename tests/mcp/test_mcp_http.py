@@ -22,6 +22,8 @@ from sqlagent.cli import main
 from sqlagent.demo import DemoPaths
 from tests.mcp.mcp_helpers import KEYS, audit_lines, clean_env, fast_demo, http_server
 
+pytestmark = pytest.mark.slow  # integration: real processes, servers or models
+
 JWT_SECRET = "j" * 40
 INIT = {
     "jsonrpc": "2.0",

@@ -33,6 +33,7 @@ def _text(result: types.CallToolResult) -> str:
     return block.text
 
 
+@pytest.mark.slow
 def test_a_stdio_session_runs_as_its_role_and_audits_each_call(demo: DemoPaths) -> None:
     params = StdioServerParameters(
         command=SQLAGENT,
@@ -83,6 +84,7 @@ def test_a_stdio_session_runs_as_its_role_and_audits_each_call(demo: DemoPaths) 
     assert {e["extra"]["transport"] for e in events} == {"stdio"}
 
 
+@pytest.mark.slow
 def test_stdout_carries_only_protocol_messages(demo: DemoPaths, tmp_path: Path) -> None:
     """No policy (a warning on stderr) and logging at debug: stdout stays pure JSON-RPC."""
     elsewhere = tmp_path / "client"  # no ./sqlagent.yaml there: --db alone, no policy
@@ -148,6 +150,7 @@ def test_serve_config_is_for_http(demo: DemoPaths) -> None:
     assert "--serve-config is for --transport http" in result.output
 
 
+@pytest.mark.slow
 def test_a_call_cut_off_by_the_client_still_leaves_its_event(demo: DemoPaths) -> None:
     """The client sends a call and goes away at once: no reply, but one audit event."""
     messages = [

@@ -52,4 +52,4 @@ def hr_catalog(demo_db: Path) -> Catalog:
 
 @pytest.fixture(scope="session")
 def hr_guard(hr_catalog: Catalog) -> Guard:
-    return Guard(catalog=hr_catalog, policy=Policy.from_mapping(POLICY), audit=None)
+    return Guard(catalog=hr_catalog, policy=Policy.from_mapping(POLICY))

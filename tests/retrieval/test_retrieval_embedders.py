@@ -47,6 +47,7 @@ def test_hashing_embedder_is_deterministic_and_unit_length(hashing: HashingEmbed
         HashingEmbedder(8)
 
 
+@pytest.mark.slow
 def test_hashing_embedder_is_stable_across_processes(hashing: HashingEmbedder) -> None:
     code = (
         "from sqlagent.retrieval import HashingEmbedder;"
@@ -88,6 +89,7 @@ def test_default_embedder_falls_back_to_hashing(
     assert "not installed" in caplog.text
 
 
+@pytest.mark.slow
 def test_nothing_heavy_is_imported_or_loaded_before_first_use() -> None:
     code = (
         "import sys, sqlagent.retrieval as r;"
@@ -111,6 +113,7 @@ def test_sentence_transformer_embedder_checks_its_configuration(tmp_path: Path) 
         missing.embed(["x"])
 
 
+@pytest.mark.slow
 def test_minilm_embeds_offline_into_unit_vectors(minilm: SentenceTransformerEmbedder) -> None:
     question, singer, stadium = minilm.embed(
         ["How many singers do we have?", "table singer: name, country, age", "table stadium"]

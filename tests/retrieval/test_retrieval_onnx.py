@@ -26,6 +26,8 @@ from sqlagent.retrieval import (
 )
 from tests.onnx_export import CAN_EXPORT, shared_export_cache
 
+pytestmark = pytest.mark.slow  # integration: real processes, servers or models
+
 QUESTIONS = [
     "How many employees are in each department?",
     "Who are the five highest-paid employees?",

@@ -15,8 +15,8 @@ from sqlagent.retrieval import (
     Embedder,
     HashingEmbedder,
     InMemoryVectorStore,
-    RetrievalConfig,
     RetrievalIndex,
+    RetrievalSettings,
     SchemaRetriever,
     SentenceTransformerEmbedder,
     VectorStore,
@@ -76,7 +76,7 @@ def _retriever(
     store: VectorStore | None = None,
     *,
     catalog: Catalog = SCHOOL,
-    config: RetrievalConfig | None = None,
+    config: RetrievalSettings | None = None,
     docs: dict[str, str] | None = None,
 ) -> SchemaRetriever:
     return SchemaRetriever(
@@ -124,7 +124,7 @@ class TableNameEmbedder:
 
 
 def test_retrieve_ranks_and_expands_along_foreign_keys() -> None:
-    config = RetrievalConfig(k=2, lexical_weight=0.0, neighbour_weight=0.0)
+    config = RetrievalSettings(k_tables=2, lexical_weight=0.0, neighbour_weight=0.0)
     result = _retriever(TableNameEmbedder(), config=config).retrieve("students courses")
     assert result.ranked == ("students", "courses")
     assert result.expanded == ("registrations",)
@@ -133,8 +133,8 @@ def test_retrieve_ranks_and_expands_along_foreign_keys() -> None:
     assert result.scores[0] == result.scores[1] > result.scores[2]
     assert not result.complete
     assert result.elapsed_ms > 0
-    unexpanded = RetrievalConfig(
-        k=2, lexical_weight=0, neighbour_weight=0, expand_foreign_keys=False
+    unexpanded = RetrievalSettings(
+        k_tables=2, lexical_weight=0, neighbour_weight=0, expand_foreign_keys=False
     )
     plain = _retriever(TableNameEmbedder(), config=unexpanded)
     assert plain.retrieve("students courses").tables == ("students", "courses")
@@ -149,7 +149,7 @@ def test_ranking_blends_names_and_join_partners(hashing: HashingEmbedder) -> Non
     )  # fmt: skip
     # neighbour_weight: the join partners of a strong table (here: registrations) gain
     question = "List the students with their courses"
-    plain = _retriever(hashing, config=RetrievalConfig(neighbour_weight=0.0)).retrieve(question)
+    plain = _retriever(hashing, config=RetrievalSettings(neighbour_weight=0.0)).retrieve(question)
     boosted = retriever.retrieve(question)
     assert plain.ranked.index("teaching_assignments") < plain.ranked.index("courses")
     assert boosted.ranked.index("courses") < boosted.ranked.index("teaching_assignments")
@@ -171,7 +171,7 @@ def test_retrieve_brings_examples_and_notes(hashing: HashingEmbedder) -> None:
     assert result.examples[0] == EXAMPLES[0]
     assert len(result.examples) == 3
     assert len(result.docs) == 2
-    quiet = _retriever(hashing, config=RetrievalConfig(examples=0, docs=0))
+    quiet = _retriever(hashing, config=RetrievalSettings(k_examples=0, k_docs=0))
     assert quiet.retrieve("How many students?").examples == ()
     assert quiet.retrieve("How many students?").docs == ()
 
@@ -205,11 +205,20 @@ def test_retrieve_checks_k(hashing: HashingEmbedder) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"k": 0}, {"candidates": 0}, {"docs": -1}, {"max_hops": -1}, {"lexical_weight": -1.0}]
+    "bad",
+    [
+        {"k_tables": 0},
+        {"candidates": 0},
+        {"k_docs": -1},
+        {"max_hops": -1},
+        {"lexical_weight": -1.0},
+        {"k": 5},  # the one set of names: k_tables, k_examples, k_docs
+    ],
 )
-def test_config_is_validated(bad: dict[str, float]) -> None:
-    with pytest.raises(ConfigError):
-        RetrievalConfig(**bad)  # type: ignore[arg-type]
+def test_settings_are_validated(bad: dict[str, float]) -> None:
+    (key,) = bad
+    with pytest.raises(ConfigError, match=rf"invalid retrieval settings: {key}: "):
+        RetrievalSettings(**bad)  # type: ignore[arg-type]
 
 
 def _stores(tmp_path: Path) -> list[tuple[str, VectorStore]]:
@@ -219,6 +228,7 @@ def _stores(tmp_path: Path) -> list[tuple[str, VectorStore]]:
     return stores
 
 
+@pytest.mark.slow
 def test_sync_is_incremental(tmp_path: Path, hashing: HashingEmbedder) -> None:
     for label, store in _stores(tmp_path):
         counting = CountingEmbedder(hashing)
@@ -281,6 +291,7 @@ def test_retrieve_syncs_lazily_once(hashing: HashingEmbedder) -> None:
     assert "SchemaRetriever(tables=10, docs=2, examples=3" in repr(retriever)
 
 
+@pytest.mark.slow
 def test_minilm_end_to_end_on_chroma(tmp_path: Path, minilm: SentenceTransformerEmbedder) -> None:
     retriever = _retriever(minilm, ChromaVectorStore.persistent(tmp_path, "minilm"))
     retriever.sync()

@@ -312,6 +312,7 @@ def _grants(draw: st.DrawFn, catalog: Catalog) -> dict[str, list[str]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
+@pytest.mark.slow
 def test_property_no_hidden_name_ever_comes_back(data: st.DataObject, hr_catalog: Catalog) -> None:
     names = sorted({t.name for t in hr_catalog} | {c.name for t in hr_catalog for c in t.columns})
     pairs = [(t.name, c.name) for t in hr_catalog for c in t.columns]

@@ -294,7 +294,6 @@ class Engine:
             dialect=self.guard_dialect,
             catalog=None if mode == "bare" else self.catalog,
             policy=policy if mode == "policy" else None,
-            audit=None,
         )
 
 
@@ -381,6 +380,7 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize(("case", "mode"), _params())
+@pytest.mark.slow
 def test_analytics_query_is_allowed_and_runs(
     case: Case, mode: str, engines: Engines, policy: Policy
 ) -> None:

@@ -135,11 +135,13 @@ def demo_on_mysql(demo_db: Path) -> str:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_masking_and_denial_on_postgres(demo_on_postgres: str) -> None:
     _check_backend(demo_on_postgres, "postgres")
 
 
 @pytest.mark.mysql
+@pytest.mark.slow
 def test_masking_and_denial_on_mariadb(demo_on_mysql: str) -> None:
     _check_backend(demo_on_mysql, "mysql")
 

@@ -42,7 +42,7 @@ POLICY = Policy.from_mapping(
 
 
 def check(sql: str, dialect: str = "sqlite", role: str | None = "viewer", policy: bool = True):  # type: ignore[no-untyped-def]
-    guard = Guard(dialect=dialect, catalog=CATALOG, policy=POLICY if policy else None, audit=None)
+    guard = Guard(dialect=dialect, catalog=CATALOG, policy=POLICY if policy else None)
     return guard.check(sql, role=role)
 
 
@@ -180,11 +180,11 @@ def test_table_functions_have_known_columns() -> None:
         "SELECT n FROM generate_series(1, 3) AS g(n)",
         "SELECT e.value FROM jsonb_array_elements(CAST('[1]' AS JSONB)) e",
     ):
-        guard = Guard(dialect="postgres", catalog=CATALOG, audit=None)
+        guard = Guard(dialect="postgres", catalog=CATALOG)
         verdict = guard.check(sql)
         # The function itself is judged by the allow-list; grounding must not be what refuses.
         assert not {"unknown_column", "unknown_table"} & set(verdict.codes), (sql, verdict)
-    verdict = Guard(dialect="postgres", catalog=CATALOG, audit=None).check(
+    verdict = Guard(dialect="postgres", catalog=CATALOG).check(
         "SELECT g.nope FROM generate_series(1, 3) AS g(n)"
     )
     assert "unknown_column" in verdict.codes

@@ -51,6 +51,7 @@ def _attacks() -> list[object]:
 
 
 @pytest.mark.parametrize(("case", "role", "mode"), _judged())
+@pytest.mark.slow
 def test_allowed_corpus_statement_gives_the_same_outcome_on_both_databases(
     ni_pairs: PairFactory, case: Case, role: str, mode: str
 ) -> None:
@@ -63,6 +64,7 @@ def test_allowed_corpus_statement_gives_the_same_outcome_on_both_databases(
 
 
 @pytest.mark.parametrize("case", _attacks())
+@pytest.mark.slow
 def test_corpus_case_is_a_real_attack(ni_pairs: PairFactory, case: Case) -> None:
     """Run raw (no guard), the statement tells the two databases apart — or the case says not."""
     raw = ni_pairs(case.engine).run_raw(case.sql)

@@ -98,6 +98,7 @@ def test_control_pair_shows_no_difference(ni_pairs: PairFactory, engine: str) ->
 
 
 @pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.slow
 def test_the_pair_differs_in_protected_values_only(ni_pairs: PairFactory, engine: str) -> None:
     pair = ni_pairs(engine)
     # an all-access role sees the protected values, which differ ...
@@ -127,6 +128,7 @@ class _MustNotRun:
 
 
 @pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.slow
 def test_rejected_statements_are_never_run(ni_pairs: PairFactory, engine: str) -> None:
     pair = ni_pairs(engine)
     attacks = {
@@ -151,6 +153,7 @@ def test_rejected_statements_are_never_run(ni_pairs: PairFactory, engine: str) -
 
 
 @pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.slow
 def test_volatile_statements_are_unstable_not_leaks(ni_pairs: PairFactory, engine: str) -> None:
     pair = ni_pairs(engine, control=True)
     finding = pair.judge("SELECT d.id, random() AS r FROM departments d", "admin")
@@ -160,6 +163,7 @@ def test_volatile_statements_are_unstable_not_leaks(ni_pairs: PairFactory, engin
 
 
 @pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.slow
 def test_unordered_results_past_the_row_cap_are_not_compared(
     ni_pairs: PairFactory, engine: str
 ) -> None:
@@ -203,6 +207,7 @@ def test_a_statement_fixes_its_order_only_with_a_top_level_order_by(
 
 
 @pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.slow
 def test_database_names_are_not_differences(ni_pairs: PairFactory, engine: str) -> None:
     """Each side's own name, in cells and error messages, is scrubbed before comparing."""
     pair = ni_pairs(engine, control=True)

@@ -47,6 +47,8 @@ from tests.safety.sql_strategies import (
     token_soup,
 )
 
+pytestmark = pytest.mark.slow  # Hypothesis runs thousands of statements (~30 s)
+
 SETTINGS = settings(
     max_examples=100,
     deadline=None,

@@ -53,6 +53,7 @@ def _run(db_id: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_all_gold_queries_are_allowed_and_keep_their_results() -> None:
     items = _items()
     assert len(items) == 1034

@@ -121,3 +121,7 @@ def serve(demo: DemoPaths, sink: RecordingSink) -> Iterator[AppFactory]:
 
 
 ROOT_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deploy" / "serve.yaml"
+
+
+# Real Redis for the scale-out tests (fixtures re-exported so every module here can use them).
+from tests.serve.redisserver import redis_process, shared_redis  # noqa: E402, F401

@@ -28,6 +28,8 @@ from tests.serve.test_serve_conversations import (
     recording_llm,
 )
 
+pytestmark = pytest.mark.slow  # a real server driven by the openai and LangChain clients
+
 
 @dataclass
 class Server:
@@ -61,6 +63,7 @@ def chat_model(server: Server, key: str = "key-analyst") -> ChatOpenAI:
     return ChatOpenAI(base_url=server.url, api_key=SecretStr(key), model="sqlagent", max_retries=0)
 
 
+@pytest.mark.slow
 def test_openai_completion(server: Server) -> None:
     with client(server) as sdk:
         reply = sdk.chat.completions.create(

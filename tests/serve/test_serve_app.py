@@ -111,6 +111,7 @@ def test_openai_refusal_is_readable(serve: Any) -> None:
     assert data["sqlagent"]["status"] == "rejected"
 
 
+@pytest.mark.slow
 def test_openai_stream_is_server_sent_events(serve: Any) -> None:
     body = {"stream": True, "messages": [{"role": "user", "content": COUNT["question"]}]}
     response = serve().post("/v1/chat/completions", json=body, headers=auth("key-hr"))
@@ -164,6 +165,7 @@ class FakeClock:
         return self.now
 
 
+@pytest.mark.slow
 def test_rate_limit_per_key_is_429_with_retry_after(serve: Any, sink: RecordingSink) -> None:
     clock = FakeClock()
     client = serve(settings=settings_for(limits={"rate_per_minute": 30, "burst": 2}), clock=clock)
@@ -208,6 +210,7 @@ def test_a_full_queue_is_429_at_once(serve: Any, sink: RecordingSink) -> None:
     assert refused.request_id == full.headers["X-Request-ID"]
 
 
+@pytest.mark.slow
 def test_a_timeout_is_504_and_the_request_is_still_audited(serve: Any, sink: RecordingSink) -> None:
     llm = GatedLLM("SELECT name FROM departments")
     client = serve(llm=llm, settings=settings_for(limits={"request_timeout_s": 0.05}))
@@ -263,6 +266,7 @@ def test_ready_waits_for_the_model(serve: Any) -> None:
     wait_for(lambda: client.get("/ready").status_code == 200)
 
 
+@pytest.mark.slow
 def test_metrics(serve: Any) -> None:
     client = serve(llm=MockLLM(function=lambda _m: PAY_SQL))
     client.post("/v1/chat", json=COUNT, headers=auth("key-hr"))
@@ -298,6 +302,7 @@ def test_lifespan_closes_the_agent_and_its_sinks(demo: DemoPaths) -> None:
     assert "closed" in repr(agent.executor)
 
 
+@pytest.mark.slow
 def test_one_audit_event_per_request_in_the_jsonl_log(demo: DemoPaths, tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     agent = SQLAgent(config_for(demo, audit_log=log))

@@ -12,7 +12,6 @@ import uvicorn
 import yaml
 from click.testing import CliRunner
 
-import sqlagent.serve as serve_package
 from sqlagent.cli._serve import serve
 from sqlagent.demo import write_demo
 from sqlagent.serve import hash_key, serve_in_thread
@@ -47,6 +46,7 @@ def test_a_bad_serve_config_exits_2(tmp_path: Path) -> None:
     assert "key_sha256" in result.output
 
 
+@pytest.mark.slow
 def test_serve_runs_uvicorn_on_a_real_socket(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,9 +87,3 @@ def test_warns_when_nobody_can_get_in(tmp_path: Path, monkeypatch: Any) -> None:
     result = CliRunner().invoke(serve, ["--config", str(fast_config(tmp_path))])
     assert result.exit_code == 0
     assert "every request will get 401" in result.output
-
-
-def test_public_api_is_sorted() -> None:
-    assert serve_package.__all__ == sorted(serve_package.__all__)
-    for name in serve_package.__all__:
-        assert hasattr(serve_package, name)

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from sqlagent.agent import SQLAgent
 from sqlagent.demo import DemoPaths
@@ -51,6 +52,7 @@ def expected(role: str, question: str, body: dict[str, Any]) -> None:
         assert all(row[1] != "***" for row in body["rows"])
 
 
+@pytest.mark.slow
 def test_mixed_roles_never_leak(demo: DemoPaths) -> None:
     sink = RecordingSink()
     agent = SQLAgent(config_for(demo), llm=InterleavingLLM(), audit=sink)

@@ -112,6 +112,7 @@ def serve(demo: DemoPaths, sink: RecordingSink) -> Iterator[Callable[..., Served
         yield start
 
 
+@pytest.mark.slow
 def test_turns_are_numbered_and_reach_the_prompt(serve: Any, sink: RecordingSink) -> None:
     llm = recording_llm()
     served = serve(llm)
@@ -136,6 +137,7 @@ def test_turns_are_numbered_and_reach_the_prompt(serve: Any, sink: RecordingSink
     assert [e.request_id for e in events] == [b["audit_id"] for b in bodies]
 
 
+@pytest.mark.slow
 def test_without_a_conversation_id_nothing_is_kept(serve: Any, sink: RecordingSink) -> None:
     llm = recording_llm()
     served = serve(llm)
@@ -147,6 +149,7 @@ def test_without_a_conversation_id_nothing_is_kept(serve: Any, sink: RecordingSi
     assert len(served.state.conversations) == 0
 
 
+@pytest.mark.slow
 def test_conversations_are_per_credential(serve: Any, sink: RecordingSink) -> None:
     llm = recording_llm()
     served = serve(llm)
@@ -170,6 +173,7 @@ def test_conversations_are_per_credential(serve: Any, sink: RecordingSink) -> No
     assert callers == [("hr", 1), ("hr", 2), ("viewer", 1), ("hr-2", 1), ("viewer", 2), ("hr", 3)]
 
 
+@pytest.mark.slow
 def test_refused_and_failed_turns_are_kept_without_sql(serve: Any) -> None:
     llm = recording_llm()
     served = serve(llm)
@@ -180,6 +184,7 @@ def test_refused_and_failed_turns_are_kept_without_sql(serve: Any) -> None:
     assert [text in seen for text in (PAY_Q, "(no query ran)", PAY_SQL)] == [True, True, False]
 
 
+@pytest.mark.slow
 def test_turns_kept_are_bounded(serve: Any, sink: RecordingSink) -> None:
     llm = recording_llm()
     served = serve(llm, settings(conversations={"max_turns": 2}))
@@ -197,6 +202,7 @@ def test_turns_kept_are_bounded(serve: Any, sink: RecordingSink) -> None:
     assert [q in seen for q in questions[:3]] == [False, True, True]
 
 
+@pytest.mark.slow
 def test_conversations_kept_are_bounded(serve: Any) -> None:
     served = serve(settings_=settings(conversations={"max_conversations": 2}))
     for conversation in ("a", "b"):
@@ -208,6 +214,7 @@ def test_conversations_kept_are_bounded(serve: Any) -> None:
     assert served.chat("key-hr", ENG_Q, "b").json()["turn"] == 1
 
 
+@pytest.mark.slow
 def test_idle_conversations_expire(serve: Any) -> None:
     clock = FakeClock()
     served = serve(settings_=settings(conversations={"ttl_s": 60}), clock=clock)
@@ -222,6 +229,7 @@ def test_idle_conversations_expire(serve: Any) -> None:
 
 
 @pytest.mark.parametrize("conversation_id", ["", "x" * 129, "a b", "été", "a/b", "a\nb", 7, ["a"]])
+@pytest.mark.slow
 def test_invalid_conversation_ids_are_422(
     serve: Any, sink: RecordingSink, conversation_id: Any
 ) -> None:
@@ -232,12 +240,14 @@ def test_invalid_conversation_ids_are_422(
     assert [e.name for e in sink.events] == ["serve"]
 
 
+@pytest.mark.slow
 def test_valid_conversation_ids(serve: Any) -> None:
     served = serve()
     for conversation_id in ("x" * 128, "a", "user:42.chat_7-b"):
         assert served.chat("key-hr", COUNT_Q, conversation_id).json()["turn"] == 1
 
 
+@pytest.mark.slow
 def test_one_question_at_a_time_per_conversation(serve: Any, sink: RecordingSink) -> None:
     llm = GatedLLM(DEPT_SQL)
     served = serve(llm, settings(limits={"max_concurrency": 4, "rate_per_minute": 0}))
@@ -259,6 +269,7 @@ def test_one_question_at_a_time_per_conversation(serve: Any, sink: RecordingSink
     assert len(served.state.turn_order) == 0
 
 
+@pytest.mark.slow
 def test_a_turn_that_timed_out_is_still_kept(serve: Any, sink: RecordingSink) -> None:
     llm = GatedLLM(DEPT_SQL)
     limits = {"request_timeout_s": 0.3, "rate_per_minute": 0}
@@ -281,6 +292,7 @@ def test_a_turn_that_timed_out_is_still_kept(serve: Any, sink: RecordingSink) ->
     assert refused.extra["outcome"] == "timeout"
 
 
+@pytest.mark.slow
 def test_openapi_documents_the_request_bodies(serve: Any) -> None:
     spec = serve().client.get("/openapi.json").json()
     chat = spec["paths"]["/v1/chat"]["post"]["requestBody"]["content"]["application/json"]
@@ -330,6 +342,7 @@ def test_completion_history_pairs_questions_with_the_sql_of_their_reply() -> Non
     assert history_of(("assistant", "SELECT 1"), ("user", "q")) == ()
 
 
+@pytest.mark.slow
 def test_completion_history_reaches_the_prompt_and_the_audit(
     serve: Any, sink: RecordingSink
 ) -> None:

@@ -76,3 +76,16 @@ def test_token_bucket() -> None:
     now[0] += 0.5
     assert bucket.take("a") == 0.0
     assert RateLimiter(0, 1).take("x") == 0.0  # off
+
+
+def test_a_keys_own_limits_replace_the_default_bucket() -> None:
+    now = [0.0]
+    bucket = RateLimiter(0, 1, clock=lambda: now[0])  # off by default
+    assert bucket.take("a") == 0.0
+    own = [bucket.take("k", per_minute=6, burst=2) for _ in range(3)]
+    assert own[:2] == [0.0, 0.0]
+    assert own[2] == pytest.approx(10.0)
+    settings = ServeSettings.from_mapping(
+        {"keys": [{"name": "k", "role": "r", "key_sha256": hash_key("k"), "burst": 5}]}
+    )
+    assert (settings.keys[0].rate_per_minute, settings.keys[0].burst) == (None, 5)

@@ -8,6 +8,7 @@ through the full agent, and be refused on another base model.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import types
@@ -16,9 +17,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-pytest.importorskip("trl", reason="the train extra (trl) is not installed")
-pytest.importorskip("peft", reason="the train extra (peft) is not installed")
 
 from sqlagent import SQLAgent
 from sqlagent.cli import main
@@ -40,6 +38,13 @@ from sqlagent.training import (
 )
 from sqlagent.training._backends import load_unsloth, use_4bit
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # training loads torch, transformers, peft and trl
+
+# Found, not imported (importing trl and peft here would slow every collection).
+for _extra in ("trl", "peft"):
+    if importlib.util.find_spec(_extra) is None:
+        pytest.skip(f"the train extra ({_extra}) is not installed", allow_module_level=True)
 
 DEMO_SUITE = ROOT / "eval" / "demo" / "suite.jsonl"
 TRAINED = 3  # demo questions the tiny model learns
@@ -233,6 +238,7 @@ def test_unsloth_path_passes_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 # -- tokenization ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_records_tokenize_exactly_as_the_runtime_prompts(workdir: Path) -> None:
     from transformers import AutoTokenizer
 

@@ -12,6 +12,7 @@ from sqlagent import SQLAgent
 from sqlagent.audit import MemoryAuditSink
 from sqlagent.config import AgentConfig
 from sqlagent.demo import demo_policy_text
+from sqlagent.errors import ConfigError
 from sqlagent.llm import MockLLM
 from sqlagent.prompt import PROMPT_FORMAT_VERSION, count_tokens, render_answer
 from sqlagent.safety import Policy
@@ -208,7 +209,7 @@ def test_plan_arithmetic(demo_records: list[dict[str, Any]]) -> None:
     q = plan(demo_records, parameters=1_000_000, dtype="4bit", config=config, lora_r=8)
     assert q.weight_bytes == 500_000
     assert q.memory_estimate_bytes == 500_000 + 16 * lora_parameters(config, 8)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ConfigError, match="at least 1"):
         plan(demo_records, batch_size=0)
 
 

@@ -136,6 +136,7 @@ def test_records_go_back_to_a_suite_with_their_history(
     assert "history" not in suite_row({**followup_records[0], "history": []})
 
 
+@pytest.mark.slow
 def test_load_training_data_keeps_the_history(tmp_path: Path) -> None:
     config = TrainConfig.from_mapping(
         {"base_model": "m", "data": [{"kind": "jsonl", "path": str(FOLLOWUPS)}], "validation": 0}

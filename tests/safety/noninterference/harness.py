@@ -237,11 +237,11 @@ class Pair:
         return DIALECTS[self.engine]
 
     def _guard(self, catalog: Catalog) -> Guard:
-        # audit=None: the suite judges many thousands of statements; no row cap from the guard
-        # (the executor caps what is fetched, and an injected LIMIT would need a total order).
+        # No row cap from the guard (the executor caps what is fetched, and an injected LIMIT
+        # would need a total order).
         return Guard(
             dialect=self.dialect, catalog=catalog, policy=self.policy,
-            config=SafetyConfig(max_rows=None), audit=None,
+            config=SafetyConfig(max_rows=None),
         )  # fmt: skip
 
     def guards(self, mode: str = "plain") -> tuple[Guard, Guard]:
