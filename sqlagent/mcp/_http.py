@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -36,7 +36,7 @@ from sqlagent.mcp._tools import ToolError
 
 if TYPE_CHECKING:
     from sqlagent.agent import SQLAgent
-    from sqlagent.serve import Authenticator, AuthError, ServeSettings
+    from sqlagent.serve import Authenticator, AuthError, RateLimiter, ServeSettings
 
 __all__ = ["MCP_PATH", "create_http_app"]
 
@@ -71,7 +71,7 @@ def create_http_app(
     an agent without a policy unless ``settings.single_user``, or a key or ``default_role``
     naming a role the policy does not define.
     """
-    from sqlagent.serve import Authenticator, AuthError, Principal, ServeSettings
+    from sqlagent.serve import Authenticator, AuthError, Principal, RateLimiter, ServeSettings
 
     settings = settings or ServeSettings()
     policy = agent.policy
@@ -102,7 +102,16 @@ def create_http_app(
         security_settings=_security(host),
         max_request_body_size=settings.limits.max_body_bytes,
     )
-    guarded = _Guarded(manager, auth, AuthError, agent, audit_refusals=settings.audit_refusals)
+    limits = settings.limits
+    guarded = _Guarded(
+        manager,
+        auth,
+        AuthError,
+        agent,
+        audit_refusals=settings.audit_refusals,
+        rate=RateLimiter(limits.rate_per_minute, limits.burst),
+        key_limits={k.name: (k.rate_per_minute, k.burst) for k in settings.keys},
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -123,7 +132,9 @@ def create_http_app(
 
 
 class _Guarded:
-    """ASGI: authenticate, then hand the request to the session manager with its principal."""
+    """ASGI: authenticate, take a token from the caller's bucket (429 and ``Retry-After``
+    when it is empty, as ``sqlagent serve`` does: ``limits.rate_per_minute``/``burst``, or the
+    API key's own), then hand the request to the session manager with its principal."""
 
     def __init__(
         self,
@@ -133,12 +144,16 @@ class _Guarded:
         agent: SQLAgent,
         *,
         audit_refusals: bool,
+        rate: RateLimiter,
+        key_limits: Mapping[str, tuple[float | None, int | None]],
     ) -> None:
         self.manager = manager
         self.auth = auth
         self.auth_error = auth_error
         self.agent = agent
         self.audit_refusals = audit_refusals
+        self.rate = rate
+        self.key_limits = dict(key_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -148,6 +163,20 @@ class _Guarded:
                 await self._audit(exc, scope)
             await _refusal(exc.status, str(exc))(scope, receive, send)
             return
+        client = scope.get("client")
+        bucket = principal.name if principal.via != "default" else f"anonymous@{client}"
+        per_minute, burst = (
+            self.key_limits.get(principal.name, (None, None))
+            if principal.via == "api_key"
+            else (None, None)
+        )
+        wait = self.rate.take(bucket, per_minute=per_minute, burst=burst)
+        if wait > 0:
+            limited = self.auth_error("rate limit exceeded", principal=principal)
+            if self.audit_refusals:
+                await self._audit(limited, scope, status=429)
+            await _refusal(429, "rate limit exceeded", retry_s=wait)(scope, receive, send)
+            return
         scope.setdefault("state", {})[_PRINCIPAL] = principal
         # The SDK binds a session to the credential that opened it through scope["user"].
         scope["user"] = AuthenticatedUser(
@@ -155,7 +184,7 @@ class _Guarded:
         )
         await self.manager.handle_request(scope, receive, send)
 
-    async def _audit(self, exc: AuthError, scope: Scope) -> None:
+    async def _audit(self, exc: AuthError, scope: Scope, *, status: int | None = None) -> None:
         principal = exc.principal
         client = scope.get("client")
         event = AuditEvent(
@@ -168,7 +197,7 @@ class _Guarded:
             extra={
                 "interface": "mcp",
                 "transport": "http",
-                "http_status": exc.status,
+                "http_status": status or exc.status,
                 "method": scope.get("method"),
                 "caller": principal.name if principal is not None else None,
                 "remote": client[0] if client else None,
@@ -180,9 +209,13 @@ class _Guarded:
             _log.error("could not audit a refused MCP request", exc_info=error)
 
 
-def _refusal(status: int, message: str) -> Response:
-    kind = "forbidden" if status == 403 else "unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def _refusal(status: int, message: str, *, retry_s: float | None = None) -> Response:
+    kind = {403: "forbidden", 429: "rate_limited"}.get(status, "unauthorized")
+    headers: dict[str, str] | None = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if retry_s is not None:
+        from sqlagent.serve import retry_after
+
+        headers = {"Retry-After": retry_after(retry_s)}
     body = {"error": {"message": message, "type": kind, "code": status}}
     return Response(json.dumps(body), status, headers, media_type="application/json")
 

@@ -23,6 +23,7 @@ from sqlagent.serve._conversations import (
     ConversationStore,
     MemoryConversationStore,
 )
+from sqlagent.serve._limits import RateLimiter, retry_after
 from sqlagent.serve._redis import (
     RedisConversationStore,
     SharedState,
@@ -55,6 +56,7 @@ __all__ = [
     "MemoryConversationStore",
     "Principal",
     "REDIS_URL_ENV",
+    "RateLimiter",
     "RedisConversationStore",
     "RedisSettings",
     "ServeLimits",
@@ -64,5 +66,6 @@ __all__ = [
     "create_app",
     "hash_key",
     "probe_redis",
+    "retry_after",
     "serve_in_thread",
 ]

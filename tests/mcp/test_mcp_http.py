@@ -195,3 +195,27 @@ def test_http_without_a_policy_is_refused_unless_single_user(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["mcp", "--db", demo.url, "--transport", "http"])
     assert result.exit_code == 2
     assert "single_user: true" in result.output
+
+
+def test_each_credential_has_a_rate_limit_as_in_serve(tmp_path: Path) -> None:
+    """The serve config's token bucket holds over MCP too: ``burst`` requests, then 429 with
+    ``Retry-After`` before any MCP handling, audited; another credential is not affected."""
+    demo = fast_demo(tmp_path)
+    serve_yaml = demo.config.parent / "serve.yaml"
+    serve_yaml.write_text("limits: {rate_per_minute: 1, burst: 3}\n")
+    with http_server(demo, "--serve-config", str(serve_yaml)) as (url, _log):
+        before = len(audit_lines(demo))
+        codes = [
+            httpx.post(url, json=INIT, headers={**MCP_HEADERS, **bearer("key-analyst")})
+            for _ in range(4)
+        ]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429]
+        limited = codes[-1]
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.json()["error"]["type"] == "rate_limited"
+        other = httpx.post(url, json=INIT, headers={**MCP_HEADERS, **bearer("key-hr")})
+        assert other.status_code == 200
+        refused = [e for e in audit_lines(demo)[before:] if e["verdict"] == "rejected"]
+        assert [(e["name"], e["role"], e["extra"]["http_status"]) for e in refused] == [
+            ("mcp", "analyst", 429)
+        ]
