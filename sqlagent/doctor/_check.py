@@ -201,8 +201,13 @@ def check_python(ctx: CheckContext) -> list[CheckResult]:
     return [CheckResult("python", "pass" if ok else "fail", detail, blocking=not ok)]
 
 
+#: Model specs that run in this process on torch + transformers (smollm2 is a GGUF loaded
+#: through transformers): they need the local extra.
+_LOCAL_KINDS: frozenset[LLMKind] = frozenset({"transformers", "smollm2"})
+
+
 def check_torch(ctx: CheckContext) -> list[CheckResult]:
-    needed = any(_kind(s) == "transformers" for s in ctx.llm_specs())
+    needed = any(_kind(s) in _LOCAL_KINDS for s in ctx.llm_specs())
     if ctx.torch_version is None:
         why = ctx.torch_error or "not installed"
         if needed:
@@ -235,7 +240,7 @@ def _needed_extras(ctx: CheckContext) -> dict[str, str]:
     needed: dict[str, str] = {}
     for spec in ctx.llm_specs():
         kind = _kind(spec)
-        if kind == "transformers":
+        if kind in _LOCAL_KINDS:
             needed["local"] = f"llm {spec}"
         elif kind == "openai":
             needed["openai"] = f"llm {spec}"

@@ -358,10 +358,10 @@ def test_cuda_rows_from_a_described_machine() -> None:
 def test_no_torch_is_blocking_only_for_local_models(tmp_path: Path) -> None:
     assert check_torch(CheckContext())[0].status == "skip"
     assert check_torch(CheckContext(torch_error="torch fails to import"))[0].status == "warn"
-    config = _config(tmp_path, llm=f"transformers:{tmp_path}")
-    row = check_torch(CheckContext(config=config))[0]
-    assert row.status == "fail"
-    assert row.blocking
+    for llm in (f"transformers:{tmp_path}", "smollm2"):  # smollm2 runs through transformers
+        config = _config(tmp_path, llm=llm)
+        row = check_torch(CheckContext(config=config))[0]
+        assert (row.status, row.blocking) == ("fail", True), llm
 
 
 def test_gpu_packages_are_not_imported_without_cuda() -> None:
