@@ -248,6 +248,17 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _rate_cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A figure row's requests/s median, its range, p50 and p99, as table cells."""
+    rate = row["throughput_rps"]
+    return (
+        f"{rate['median']:.1f}",
+        f"{rate['min']:.1f}-{rate['max']:.1f}",
+        str(row["p50_ms"]),
+        str(row["p99_ms"]),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per run")
@@ -379,15 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for column in ("client", "endpoint", "requests/s median", "range", "p50 ms", "p99 ms"):
         clients.add_column(column, justify="left" if column in ("client", "endpoint") else "right")
     for kind, row in by_client.items():
-        rate = row["throughput_rps"]
-        clients.add_row(
-            kind,
-            row["endpoint"],
-            f"{rate['median']:.1f}",
-            f"{rate['min']:.1f}-{rate['max']:.1f}",
-            str(row["p50_ms"]),
-            str(row["p99_ms"]),
-        )
+        clients.add_row(kind, row["endpoint"], *_rate_cells(row))
     console.print(clients)
     table = Table(title="checks over every request")
     table.add_column("figure")
@@ -640,16 +643,7 @@ def replicas_main(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column in ("set-up", "workload") else "right")
     for name, figures in setups.items():
         for kind in ("plain", "conversation"):
-            row = figures[kind]
-            rate = row["throughput_rps"]
-            table.add_row(
-                name,
-                kind,
-                f"{rate['median']:.1f}",
-                f"{rate['min']:.1f}-{rate['max']:.1f}",
-                str(row["p50_ms"]),
-                str(row["p99_ms"]),
-            )
+            table.add_row(name, kind, *_rate_cells(figures[kind]))
     console.print(table)
     costs = Table(title="Redis round trips, 1 replica, one request at a time (plain questions)")
     costs.add_column("figure")

@@ -26,7 +26,14 @@ __all__ = [
     "ConversationStore",
     "MemoryConversationStore",
     "TurnOrder",
+    "check_bounds",
 ]
+
+
+def check_bounds(max_conversations: int, max_turns: int, ttl_s: float) -> None:
+    """What every conversation store keeps must be bounded: raises :class:`ValueError`."""
+    if max_conversations < 1 or max_turns < 1 or ttl_s <= 0:
+        raise ValueError("max_conversations and max_turns must be >= 1, ttl_s > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +102,7 @@ class MemoryConversationStore:
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_conversations < 1 or max_turns < 1 or ttl_s <= 0:
-            raise ValueError("max_conversations and max_turns must be >= 1, ttl_s > 0")
+        check_bounds(max_conversations, max_turns, ttl_s)
         self.max_conversations = max_conversations
         self.max_turns = max_turns
         self.ttl_s = ttl_s

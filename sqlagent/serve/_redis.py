@@ -32,7 +32,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlagent.errors import ConfigError, SharedStateError
-from sqlagent.serve._conversations import ConversationHistory, ConversationKey
+from sqlagent.serve._conversations import ConversationHistory, ConversationKey, check_bounds
 from sqlagent.serve._limits import QueueFullError
 from sqlagent.types import Turn
 
@@ -278,8 +278,7 @@ class RedisConversationStore:
         max_turns: int = 20,
         ttl_s: float = 3600.0,
     ) -> None:
-        if max_conversations < 1 or max_turns < 1 or ttl_s <= 0:
-            raise ValueError("max_conversations and max_turns must be >= 1, ttl_s > 0")
+        check_bounds(max_conversations, max_turns, ttl_s)
         self.state = state
         self.max_conversations = max_conversations
         self.max_turns = max_turns

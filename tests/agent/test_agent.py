@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,6 @@ from sqlagent.types import Verdict
 from tests.agent.conftest import config_for
 
 
-@pytest.fixture
-def audit() -> MemoryAuditSink:
-    return MemoryAuditSink()
-
-
 def scripted(*answers: str) -> MockLLM:
     """A model that gives ``answers`` in turn (the last one again when they run out)."""
     said: list[str] = list(answers)
@@ -34,20 +29,6 @@ def scripted(*answers: str) -> MockLLM:
         return said.pop(0) if len(said) > 1 else said[0]
 
     return MockLLM(function=reply)
-
-
-@pytest.fixture
-def agent_with(demo: DemoPaths, audit: MemoryAuditSink) -> Iterator[Any]:
-    made: list[SQLAgent] = []
-
-    def build(llm: Any = None, **overrides: Any) -> SQLAgent:
-        agent = SQLAgent(config_for(demo, **overrides), llm=llm, audit=audit)
-        made.append(agent)
-        return agent
-
-    yield build
-    for agent in made:
-        agent.close()
 
 
 def test_answers_with_the_mock_and_bundled_examples(

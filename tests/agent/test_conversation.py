@@ -4,19 +4,16 @@ never mix; and the agent's single-step tools (view, search_schema, check_sql, ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from sqlagent.agent import SQLAgent
 from sqlagent.audit import MemoryAuditSink
-from sqlagent.demo import DemoPaths
 from sqlagent.errors import ConfigError
 from sqlagent.llm import Message, MockLLM
 from sqlagent.prompt import bound_history, build_messages, question_of
 from sqlagent.types import Turn
-from tests.agent.conftest import config_for
 
 BY_DEPT = (
     "SELECT d.name, COUNT(*) AS n FROM employees e JOIN departments d "
@@ -41,25 +38,6 @@ class Recorder:
         self.prompts.append(list(messages))
         sql = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return f"```sql\n{sql}\n```"
-
-
-@pytest.fixture
-def audit() -> MemoryAuditSink:
-    return MemoryAuditSink()
-
-
-@pytest.fixture
-def make(demo: DemoPaths, audit: MemoryAuditSink) -> Iterator[Any]:
-    made: list[SQLAgent] = []
-
-    def build(llm: Any = None, **overrides: Any) -> SQLAgent:
-        agent = SQLAgent(config_for(demo, **overrides), llm=llm, audit=audit)
-        made.append(agent)
-        return agent
-
-    yield build
-    for agent in made:
-        agent.close()
 
 
 def _user(messages: Sequence[Message]) -> str:
@@ -111,10 +89,10 @@ def test_history_is_bounded_by_turns_and_tokens_oldest_first() -> None:
 
 # -- the agent --------------------------------------------------------------------------------
 def test_follow_up_prompt_carries_history_and_the_audit_event_its_turn(
-    make: Any, audit: MemoryAuditSink
+    agent_with: Any, audit: MemoryAuditSink
 ) -> None:
     model = Recorder(ENGINEERING)
-    agent = make(llm=model.mock)
+    agent = agent_with(llm=model.mock)
     answer = agent.ask(
         "and only for Engineering?",
         role="analyst",
@@ -140,17 +118,19 @@ def test_follow_up_prompt_carries_history_and_the_audit_event_its_turn(
     assert event.question == "and only for Engineering?"
 
 
-def test_single_questions_have_no_conversation_fields(make: Any, audit: MemoryAuditSink) -> None:
-    agent = make(llm=Recorder(BY_DEPT).mock)
+def test_single_questions_have_no_conversation_fields(
+    agent_with: Any, audit: MemoryAuditSink
+) -> None:
+    agent = agent_with(llm=Recorder(BY_DEPT).mock)
     agent.ask("How many employees per department?", role="analyst")
     (event,) = audit.events
     assert "turn" not in event.extra
     assert "conversation_id" not in event.extra
 
 
-def test_history_bounds_come_from_the_config(make: Any, audit: MemoryAuditSink) -> None:
+def test_history_bounds_come_from_the_config(agent_with: Any, audit: MemoryAuditSink) -> None:
     model = Recorder(BY_DEPT)
-    agent = make(llm=model.mock, history_turns=1)
+    agent = agent_with(llm=model.mock, history_turns=1)
     history = [Turn("first old question", "SELECT 1"), Turn("second old question", "SELECT 2")]
     agent.ask("third question", role="analyst", history=history)
     user = _user(model.prompts[0])
@@ -159,14 +139,14 @@ def test_history_bounds_come_from_the_config(make: Any, audit: MemoryAuditSink) 
     assert audit.events[0].extra["turn"] == 3
     assert audit.events[0].extra["history_turns"] == 1
     model = Recorder(BY_DEPT)
-    agent = make(llm=model.mock, history_turns=0)
+    agent = agent_with(llm=model.mock, history_turns=0)
     agent.ask("third question", role="analyst", history=history)
     assert HISTORY_HEADING not in _user(model.prompts[0])
 
 
-def test_conversation_keeps_its_own_turns_per_role(make: Any, audit: MemoryAuditSink) -> None:
+def test_conversation_keeps_its_own_turns_per_role(agent_with: Any, audit: MemoryAuditSink) -> None:
     model = Recorder(BY_DEPT, ENGINEERING, "SELECT name FROM departments")
-    agent = make(llm=model.mock)
+    agent = agent_with(llm=model.mock)
     analyst = agent.conversation(role="analyst")
     viewer = agent.conversation(role="viewer", conversation_id="v-1")
     first = analyst.ask("How many employees per department?")
@@ -187,9 +167,9 @@ def test_conversation_keeps_its_own_turns_per_role(make: Any, audit: MemoryAudit
     assert [e.role for e in events] == ["analyst", "analyst", "viewer"]
 
 
-def test_aask_conversation_matches_ask(make: Any, audit: MemoryAuditSink) -> None:
+def test_aask_conversation_matches_ask(agent_with: Any, audit: MemoryAuditSink) -> None:
     model = Recorder(BY_DEPT, ENGINEERING)
-    agent = make(llm=model.mock)
+    agent = agent_with(llm=model.mock)
     conversation = agent.conversation(role="analyst")
 
     async def talk() -> None:
@@ -202,9 +182,9 @@ def test_aask_conversation_matches_ask(make: Any, audit: MemoryAuditSink) -> Non
     assert [e.extra["turn"] for e in audit.events] == [1, 2]
 
 
-def test_a_rejected_turn_stays_in_the_history_without_sql(make: Any) -> None:
+def test_a_rejected_turn_stays_in_the_history_without_sql(agent_with: Any) -> None:
     model = Recorder("SELECT national_id FROM employees", "SELECT COUNT(*) FROM employees")
-    agent = make(llm=model.mock, max_attempts=1)
+    agent = agent_with(llm=model.mock, max_attempts=1)
     conversation = agent.conversation(role="viewer")
     first = conversation.ask("What are the national ids?")
     assert first.status == "rejected"
@@ -213,25 +193,25 @@ def test_a_rejected_turn_stays_in_the_history_without_sql(make: Any) -> None:
     assert "Question: What are the national ids?\n(no query ran)" in _user(model.prompts[1])
 
 
-def test_history_sql_on_hidden_tables_adds_nothing_to_the_prompt(make: Any) -> None:
+def test_history_sql_on_hidden_tables_adds_nothing_to_the_prompt(agent_with: Any) -> None:
     model = Recorder("SELECT COUNT(*) FROM employees")
-    agent = make(llm=model.mock)
+    agent = agent_with(llm=model.mock)
     history = [Turn("Payroll totals?", "SELECT SUM(gross_pay) FROM payroll")]
     agent.ask("and how many people?", role="viewer", history=history)
     user = _user(model.prompts[0])
     assert "CREATE TABLE payroll" not in user  # the viewer cannot read payroll
 
 
-def test_bad_history_is_a_config_error(make: Any) -> None:
-    agent = make(llm=Recorder("SELECT 1").mock)
+def test_bad_history_is_a_config_error(agent_with: Any) -> None:
+    agent = agent_with(llm=Recorder("SELECT 1").mock)
     with pytest.raises(ConfigError, match="history"):
         agent.ask("x?", history=[{"question": ""}])
     with pytest.raises(ConfigError, match="unknown key"):
         agent.ask("x?", history=[{"question": "a", "rows": [[1]]}])
 
 
-def test_search_schema_uses_recent_questions(make: Any) -> None:
-    agent = make(llm=Recorder("SELECT 1").mock)
+def test_search_schema_uses_recent_questions(agent_with: Any) -> None:
+    agent = agent_with(llm=Recorder("SELECT 1").mock)
     alone = agent.search_schema("and only for Engineering?", role="analyst", k=1)
     follow = agent.search_schema(
         "and only for Engineering?",
@@ -245,8 +225,8 @@ def test_search_schema_uses_recent_questions(make: Any) -> None:
 
 
 # -- single-step tools ------------------------------------------------------------------------
-def test_view_hides_what_the_role_may_not_read(make: Any) -> None:
-    agent = make(llm=Recorder("SELECT 1").mock)
+def test_view_hides_what_the_role_may_not_read(agent_with: Any) -> None:
+    agent = agent_with(llm=Recorder("SELECT 1").mock)
     viewer = agent.view("viewer")
     assert viewer.catalog.table("payroll") is None
     employees = viewer.catalog.table("employees")
@@ -256,8 +236,8 @@ def test_view_hides_what_the_role_may_not_read(make: Any) -> None:
     assert ("employees", "salary") in analyst.masked
 
 
-def test_run_sql_guards_runs_caps_and_audits_once(make: Any, audit: MemoryAuditSink) -> None:
-    agent = make(llm=Recorder("SELECT 1").mock)
+def test_run_sql_guards_runs_caps_and_audits_once(agent_with: Any, audit: MemoryAuditSink) -> None:
+    agent = agent_with(llm=Recorder("SELECT 1").mock)
     answer = agent.run_sql(
         "SELECT id, salary FROM employees ORDER BY id",
         role="analyst",
@@ -285,9 +265,9 @@ def test_run_sql_guards_runs_caps_and_audits_once(make: Any, audit: MemoryAuditS
 
 
 def test_check_sql_is_one_validate_event_and_runs_nothing(
-    make: Any, audit: MemoryAuditSink
+    agent_with: Any, audit: MemoryAuditSink
 ) -> None:
-    agent = make(llm=Recorder("SELECT 1").mock)
+    agent = agent_with(llm=Recorder("SELECT 1").mock)
     verdict = agent.check_sql("SELECT * FROM payroll", role="viewer")
     assert not verdict.allowed
     verdict = agent.check_sql("SELECT * FROM departments", role="analyst")
