@@ -18,6 +18,7 @@ record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -67,6 +68,11 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _CONNECT_TIMEOUT_S = 10
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 _READ_BATCH = 1000
+_SETUP_LOCK_TIMEOUT_S = 30
+#: How often a write is tried when the database rolls it back for a lock conflict.
+_WRITE_ATTEMPTS = 4
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+_TRANSIENT_MYSQL_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 _LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 # Event fields kept as plain columns, beside the sealed record: bounded strings are cut to their
@@ -290,41 +296,107 @@ def _check_version(version: object, tables: _Tables) -> None:
         )
 
 
+def _create_missing(conn: Connection, tables: _Tables) -> None:
+    """Create the missing tables and the head row (inside the caller's transaction and lock)."""
+    has_log, has_head = _inspect(conn, tables)
+    missing = [t for t, has in ((tables.log, has_log), (tables.head, has_head)) if not has]
+    if missing:
+        tables.log.metadata.create_all(conn, tables=missing, checkfirst=False)
+    head = tables.head
+    row = conn.execute(sa.select(head.c.schema_version).where(head.c.id == _HEAD_ID)).one_or_none()
+    if row is not None:
+        _check_version(row.schema_version, tables)
+        return
+    if conn.execute(sa.select(tables.log.c.seq).limit(1)).first() is not None:
+        raise AuditError(
+            f"the chain-head row of {head.name} is missing while {tables.log.name} has rows: "
+            "refusing to start a second chain (check the log with `sqlagent audit verify`)"
+        )
+    conn.execute(
+        head.insert().values(id=_HEAD_ID, seq=-1, hash=GENESIS_HASH, schema_version=SCHEMA_VERSION)
+    )
+
+
+def _setup_lock_name(database: str | None, table: str) -> str:
+    """The name of the server-wide lock that serializes setting up a chain's tables: a MySQL
+    user lock's name (at most 64 characters)."""
+    where = f"{database or ''}.{table}"
+    return "sqlagent_audit_setup:" + hashlib.sha256(where.encode()).hexdigest()[:40]
+
+
+def _advisory_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key (a signed 64-bit number) for a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def _ensure_schema(conn: Connection, tables: _Tables) -> None:
-    """Create what is missing and the head row; several processes may race here (retried)."""
-    last: sa.exc.DBAPIError | None = None
-    for _ in range(3):
+    """Create what is missing and the head row, holding a lock named after the tables.
+
+    Processes that start together take turns: each inspects, creates and inserts only once the
+    one before it has committed, so none acts on half of another's work (a log table still
+    getting its indexes, a head table without its row), and no DDL runs beside the first writers
+    (on MariaDB a writer's row lock and another's metadata lock can wait on each other where
+    no deadlock detector looks; a CI run once saw a writer time out on the head row while four
+    processes set up one chain together). PostgreSQL takes a
+    transaction-level advisory lock (its DDL is transactional), MariaDB/MySQL a ``GET_LOCK``
+    user lock around the DDL (which commits implicitly), SQLite ``BEGIN IMMEDIATE`` (the
+    database's write lock). Another engine's dialect gets no lock and retries a lost race.
+    """
+    dialect = conn.dialect.name
+    name = _setup_lock_name(conn.engine.url.database, tables.log.name)
+    if dialect == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            _create_missing(conn, tables)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    elif dialect == "postgresql":
+        with conn.begin():
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(name))))
+            _create_missing(conn, tables)
+    elif dialect in _SERVERS:
+        got = conn.execute(sa.select(sa.func.get_lock(name, _SETUP_LOCK_TIMEOUT_S))).scalar()
+        conn.commit()
+        if got != 1:
+            raise AuditError(
+                f"another process held the audit setup lock {name} for "
+                f"{_SETUP_LOCK_TIMEOUT_S} s (a stuck sink setting up {tables.log.name}?)"
+            )
         try:
             with conn.begin():
-                has_log, has_head = _inspect(conn, tables)
-                missing = [
-                    t for t, has in ((tables.log, has_log), (tables.head, has_head)) if not has
-                ]
-                if missing:
-                    tables.log.metadata.create_all(conn, tables=missing, checkfirst=False)
-                head = tables.head
-                row = conn.execute(
-                    sa.select(head.c.schema_version).where(head.c.id == _HEAD_ID)
-                ).one_or_none()
-                if row is not None:
-                    _check_version(row.schema_version, tables)
-                    return
-                if conn.execute(sa.select(tables.log.c.seq).limit(1)).first() is not None:
-                    raise AuditError(
-                        f"the chain-head row of {head.name} is missing while {tables.log.name} "
-                        "has rows: refusing to start a second chain (check the log with "
-                        "`sqlagent audit verify`)"
-                    )
-                conn.execute(
-                    head.insert().values(
-                        id=_HEAD_ID, seq=-1, hash=GENESIS_HASH, schema_version=SCHEMA_VERSION
-                    )
-                )
-            return
-        except sa.exc.DBAPIError as exc:  # another process created a table or the row first
-            last = exc
-    assert last is not None
-    raise last
+                _create_missing(conn, tables)
+        finally:
+            try:
+                conn.execute(sa.select(sa.func.release_lock(name)))
+                conn.commit()
+            except sa.exc.SQLAlchemyError:  # the server frees a closed session's user locks
+                conn.invalidate()
+    else:
+        last: sa.exc.DBAPIError | None = None
+        for _ in range(3):
+            try:
+                with conn.begin():
+                    _create_missing(conn, tables)
+                return
+            except sa.exc.DBAPIError as exc:  # another process created a table or the row first
+                last = exc
+        assert last is not None
+        raise last
+
+
+def _transient(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database rolled a write back for a lock conflict that a retry can win: a
+    deadlock, a lock wait timeout, a serialization failure (never a lost connection)."""
+    if exc.connection_invalidated:
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in _TRANSIENT_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in _TRANSIENT_MYSQL_CODES
 
 
 class SQLAuditSink:
@@ -340,7 +412,10 @@ class SQLAuditSink:
 
     Guarantees: ``emit`` returns only once its event is committed as the chain's next row, or
     raises :class:`~sqlagent.errors.AuditError` (database unreachable, schema refused, the
-    write rolled back) and leaves the chain as it was. A URL's engine pools connections with
+    write rolled back) and leaves the chain as it was. A write the database rolls back for a
+    lock conflict (deadlock, lock wait timeout, serialization failure) is tried again, from a
+    fresh read of the head, up to four times in all. The first event of each sink sets up the
+    tables under a lock named after them, one process at a time. A URL's engine pools connections with
     ``pool_pre_ping``, survives ``fork`` (the child opens its own connections) and is disposed
     in :meth:`close`; an :class:`~sqlalchemy.Engine` passed in stays the caller's.
     """
@@ -375,7 +450,14 @@ class SQLAuditSink:
                         if not self._ready:
                             _ensure_schema(conn, self._target.tables)
                             self._ready = True
-                self._append(conn, fields)
+                for attempt in range(1, _WRITE_ATTEMPTS + 1):
+                    try:
+                        self._append(conn, fields)
+                        break
+                    except sa.exc.DBAPIError as exc:
+                        if attempt == _WRITE_ATTEMPTS or not _transient(exc):
+                            raise
+                        conn.rollback()  # all of it (MariaDB keeps a timed-out transaction)
         except AuditError as exc:
             raise AuditError(f"{self._target.where}: {exc}") from exc
         except (sa.exc.SQLAlchemyError, UnicodeError) as exc:

@@ -10,11 +10,13 @@ import itertools
 import json
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from audit_helpers import make_event
 from click.testing import CliRunner
 from sql_helpers import Chain, append_from_process, die_after_insert, emit_all, new_chain
@@ -28,6 +30,7 @@ from sqlagent.audit import (
     verify_chain,
     verify_sql_chain,
 )
+from sqlagent.audit._sql import _advisory_key, _setup_lock_name
 from sqlagent.cli._audit import audit
 from sqlagent.errors import AuditError
 from tests.dbservers import create_test_database, drop_test_database
@@ -326,3 +329,109 @@ def test_cli_verify_a_missing_table_exits_2(chain: Chain) -> None:
     assert result.exit_code == 2
     assert f"there is no audit chain table {chain.table}" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _hold(chain: Chain, statement: str, seconds: float) -> threading.Thread:
+    """Run ``statement`` in a transaction of another session and keep it open for ``seconds``."""
+    ready = threading.Event()
+
+    def hold() -> None:
+        engine = sa.create_engine(chain.plain)
+        try:
+            with engine.begin() as conn:
+                if chain.kind == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                conn.execute(sa.text(statement))
+                ready.set()
+                time.sleep(seconds)
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert ready.wait(30)
+    return thread
+
+
+def _short_lock_waits(chain: Chain) -> sa.Engine:
+    """An engine whose sessions give up a row-lock wait after one second."""
+    if chain.kind == "sqlite":
+        pytest.skip("SQLite has no row locks: a writer waits out its busy timeout instead")
+    if chain.kind == "postgres":
+        args: dict[str, Any] = {"options": "-c lock_timeout=1000"}
+    else:
+        args = {"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
+    return sa.create_engine(chain.plain, connect_args=args)
+
+
+def test_a_write_that_times_out_on_the_head_lock_is_tried_again(chain12: Chain) -> None:
+    engine = _short_lock_waits(chain12)
+    tries: list[str] = []
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: (
+            tries.append(statement) if statement.rstrip().endswith("FOR UPDATE") else None
+        ),
+    )
+    event = make_event(77)
+    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 1.6)
+    try:
+        with SQLAuditSink(engine, chain12.table) as sink:
+            sink.emit(event)  # the first try times out after 1 s, a later one wins
+    finally:
+        holder.join()
+        engine.dispose()
+    assert len(tries) >= 2
+    rows = chain12.rows()
+    assert [row["seq"] for row in rows] == list(range(N + 1))
+    assert json.loads(rows[-1]["record"])["request_id"] == event.request_id
+    assert verify_sql_chain(chain12.url).ok
+
+
+def test_a_write_blocked_past_every_try_fails_and_leaves_the_chain(chain12: Chain) -> None:
+    engine = _short_lock_waits(chain12)
+    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 8)
+    try:
+        with SQLAuditSink(engine, chain12.table) as sink, pytest.raises(AuditError) as caught:
+            sink.emit(make_event(77))
+    finally:
+        holder.join()
+        engine.dispose()
+    assert "lock" in str(caught.value).lower()
+    assert [row["seq"] for row in chain12.rows()] == list(range(N))
+    report = verify_sql_chain(chain12.url)
+    assert (report.ok, report.lines) == (True, N)
+
+
+def test_setting_up_a_chain_waits_for_the_setup_lock(chain: Chain) -> None:
+    """A sink creates nothing while another process holds the tables' setup lock."""
+    database = sa.make_url(chain.plain).database
+    name = _setup_lock_name(database, chain.table)
+    lock = {
+        "sqlite": "SELECT 1",  # BEGIN IMMEDIATE, taken by _hold, is SQLite's lock
+        "postgres": f"SELECT pg_advisory_xact_lock({_advisory_key(name)})",
+        "mysql": f"SELECT GET_LOCK('{name}', 0)",
+    }[chain.kind]
+    holder = _hold(chain, lock, 1.5)
+    errors: list[BaseException] = []
+
+    def first_event() -> None:
+        try:
+            emit_all(chain.url, [make_event(0)])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    writer = threading.Thread(target=first_event)
+    writer.start()
+    time.sleep(0.8)
+    engine = sa.create_engine(chain.plain)
+    try:
+        with engine.connect() as conn:
+            created = sa.inspect(conn).has_table(chain.table)
+    finally:
+        engine.dispose()
+    holder.join()
+    writer.join(30)
+    assert (created, writer.is_alive(), errors) == (False, False, [])
+    assert [row["seq"] for row in chain.rows()] == [0]
