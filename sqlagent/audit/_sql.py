@@ -411,11 +411,11 @@ class SQLAuditSink:
     schema version in the head row), so a sink can be built while its database is down.
 
     Guarantees: ``emit`` returns only once its event is committed as the chain's next row, or
-    raises :class:`~sqlagent.errors.AuditError` (database unreachable, schema refused, the
-    write rolled back) and leaves the chain as it was. A write the database rolls back for a
-    lock conflict (deadlock, lock wait timeout, serialization failure) is tried again, from a
-    fresh read of the head, up to four times in all. The first event of each sink sets up the
-    tables under a lock named after them, one process at a time. A URL's engine pools connections with
+    raises :class:`~sqlagent.errors.AuditError` (database unreachable, schema refused, the write
+    rolled back) and leaves the chain as it was. A write the database rolls back for a lock
+    conflict (deadlock, lock wait timeout, serialization failure) is tried again, from a fresh
+    read of the head, up to four times in all. The first event of each sink sets up the tables
+    under a lock named after them, one process at a time. A URL's engine pools connections with
     ``pool_pre_ping``, survives ``fork`` (the child opens its own connections) and is disposed
     in :meth:`close`; an :class:`~sqlalchemy.Engine` passed in stays the caller's.
     """

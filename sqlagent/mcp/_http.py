@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -30,13 +30,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from sqlagent.audit import AuditEvent
-from sqlagent.errors import AuditError, ConfigError
+from sqlagent.errors import AuditError, ConfigError, SharedStateError
 from sqlagent.mcp._server import Caller, build_server
 from sqlagent.mcp._tools import ToolError
 
 if TYPE_CHECKING:
     from sqlagent.agent import SQLAgent
-    from sqlagent.serve import Authenticator, AuthError, RateLimiter, ServeSettings
+    from sqlagent.serve import Authenticator, AuthError, CallerLimits, ServeSettings
 
 __all__ = ["MCP_PATH", "create_http_app"]
 
@@ -71,7 +71,14 @@ def create_http_app(
     an agent without a policy unless ``settings.single_user``, or a key or ``default_role``
     naming a role the policy does not define.
     """
-    from sqlagent.serve import Authenticator, AuthError, Principal, RateLimiter, ServeSettings
+    from sqlagent.serve import (
+        Authenticator,
+        AuthError,
+        CallerLimits,
+        Principal,
+        ServeSettings,
+        shared_state,
+    )
 
     settings = settings or ServeSettings()
     policy = agent.policy
@@ -102,15 +109,16 @@ def create_http_app(
         security_settings=_security(host),
         max_request_body_size=settings.limits.max_body_bytes,
     )
-    limits = settings.limits
+    shared = shared_state(settings)  # the replicas' buckets, when there is a Redis
     guarded = _Guarded(
         manager,
         auth,
         AuthError,
         agent,
         audit_refusals=settings.audit_refusals,
-        rate=RateLimiter(limits.rate_per_minute, limits.burst),
-        key_limits={k.name: (k.rate_per_minute, k.burst) for k in settings.keys},
+        rate=CallerLimits(settings, shared=shared),
+        fail_open=settings.redis.limits_fail_open,
+        retry_s=settings.limits.retry_after_s,
     )
 
     @contextlib.asynccontextmanager
@@ -119,6 +127,8 @@ def create_http_app(
             async with manager.run():
                 yield
         finally:
+            if shared is not None:
+                await shared.aclose()
             if close_agent:  # the executor, the catalog and every audit sink
                 await anyio.to_thread.run_sync(agent.close)
 
@@ -134,7 +144,8 @@ def create_http_app(
 class _Guarded:
     """ASGI: authenticate, take a token from the caller's bucket (429 and ``Retry-After``
     when it is empty, as ``sqlagent serve`` does: ``limits.rate_per_minute``/``burst``, or the
-    API key's own), then hand the request to the session manager with its principal."""
+    API key's own; in Redis with ``redis_url``, where an unreachable Redis is 503 unless
+    ``limits_fail_open``), then hand the request to the session manager with its principal."""
 
     def __init__(
         self,
@@ -144,8 +155,9 @@ class _Guarded:
         agent: SQLAgent,
         *,
         audit_refusals: bool,
-        rate: RateLimiter,
-        key_limits: Mapping[str, tuple[float | None, int | None]],
+        rate: CallerLimits,
+        fail_open: bool,
+        retry_s: float,
     ) -> None:
         self.manager = manager
         self.auth = auth
@@ -153,7 +165,8 @@ class _Guarded:
         self.agent = agent
         self.audit_refusals = audit_refusals
         self.rate = rate
-        self.key_limits = dict(key_limits)
+        self.fail_open = fail_open
+        self.retry_s = retry_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -164,13 +177,21 @@ class _Guarded:
             await _refusal(exc.status, str(exc))(scope, receive, send)
             return
         client = scope.get("client")
-        bucket = principal.name if principal.via != "default" else f"anonymous@{client}"
-        per_minute, burst = (
-            self.key_limits.get(principal.name, (None, None))
-            if principal.via == "api_key"
-            else (None, None)
-        )
-        wait = self.rate.take(bucket, per_minute=per_minute, burst=burst)
+        try:
+            wait = await self.rate.take(principal, client[0] if client else None)
+        except SharedStateError as exc:
+            if not self.fail_open:
+                unavailable = self.auth_error(
+                    "the service's shared state (Redis) is unreachable; try again",
+                    principal=principal,
+                )
+                _log.error("Redis unreachable, MCP requests get 503: %s", exc)
+                if self.audit_refusals:
+                    await self._audit(unavailable, scope, status=503)
+                await _refusal(503, str(unavailable), retry_s=self.retry_s)(scope, receive, send)
+                return
+            _log.error("Redis unreachable, the rate limit lets requests in: %s", exc)
+            wait = 0.0
         if wait > 0:
             limited = self.auth_error("rate limit exceeded", principal=principal)
             if self.audit_refusals:
@@ -210,7 +231,7 @@ class _Guarded:
 
 
 def _refusal(status: int, message: str, *, retry_s: float | None = None) -> Response:
-    kind = {403: "forbidden", 429: "rate_limited"}.get(status, "unauthorized")
+    kind = {403: "forbidden", 429: "rate_limited", 503: "unavailable"}.get(status, "unauthorized")
     headers: dict[str, str] | None = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if retry_s is not None:
         from sqlagent.serve import retry_after

@@ -17,6 +17,7 @@ and redis-py is imported only when a Redis is configured.
 
 from sqlagent.serve._app import create_app
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._callers import CallerLimits, caller_name, shared_state
 from sqlagent.serve._conversations import (
     ConversationHistory,
     ConversationKey,
@@ -48,6 +49,7 @@ __all__ = [
     "ApiKey",
     "AuthError",
     "Authenticator",
+    "CallerLimits",
     "ConversationHistory",
     "ConversationKey",
     "ConversationSettings",
@@ -63,9 +65,11 @@ __all__ = [
     "ServeSettings",
     "SharedState",
     "SharedStateError",
+    "caller_name",
     "create_app",
     "hash_key",
     "probe_redis",
     "retry_after",
     "serve_in_thread",
+    "shared_state",
 ]

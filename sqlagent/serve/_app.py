@@ -42,6 +42,7 @@ from sqlagent.errors import AuditError, ConfigError
 from sqlagent.execution import ReadOnlyExecutor
 from sqlagent.llm import llm_name
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
+from sqlagent.serve._callers import CallerLimits, caller_name, shared_state
 from sqlagent.serve._conversations import (
     ConversationKey,
     ConversationStore,
@@ -61,14 +62,12 @@ from sqlagent.serve._format import (
     error_body,
     to_json,
 )
-from sqlagent.serve._limits import Admission, QueueFullError, RateLimiter, retry_after
+from sqlagent.serve._limits import Admission, QueueFullError, retry_after
 from sqlagent.serve._metrics import Metrics
 from sqlagent.serve._redis import (
     RedisConversationStore,
-    RedisRateLimiter,
     RedisTurnLock,
     ServiceAdmission,
-    SharedState,
     SharedStateError,
 )
 from sqlagent.serve._settings import ServeSettings
@@ -171,22 +170,16 @@ class _Server:
             )
         self.auth = Authenticator(settings, None if policy is None else list(policy.roles))
         limits = self.limits
-        self.rate = RateLimiter(limits.rate_per_minute, limits.burst, clock=clock)
-        self.key_limits = {k.name: (k.rate_per_minute, k.burst) for k in settings.keys}
         self.admission = Admission(limits.max_concurrency, limits.max_queue)
         # Shared by the replicas when there is a Redis (no connection is made before use).
-        self.shared: SharedState | None = None
-        self.shared_rate: RedisRateLimiter | None = None
+        shared = self.shared = shared_state(settings)
+        self.rate = CallerLimits(settings, shared=shared, clock=clock)
         self.turn_lock: RedisTurnLock | None = None
         self.service: ServiceAdmission | None = None
         self.fail_open = settings.redis.limits_fail_open
         self._redis_logged = -_REDIS_LOG_S
-        if settings.redis_url is not None:
+        if shared is not None:
             redis = settings.redis
-            shared = self.shared = SharedState(
-                settings.redis_url, prefix=redis.key_prefix, timeout_s=redis.timeout_s
-            )
-            self.shared_rate = RedisRateLimiter(shared, limits.rate_per_minute, limits.burst)
             # A turn's lock outlives a 504 (the agent finishes the request): lease beyond it.
             self.turn_lock = RedisTurnLock(shared, limits.request_timeout_s + redis.lease_s)
             if limits.service_max_concurrency is not None:
@@ -344,9 +337,7 @@ class _Server:
             call.principal = exc.principal
             outcome: Outcome = "forbidden" if exc.status == 403 else "unauthorized"
             raise _Refused(exc.status, outcome, str(exc)) from None
-        # Anonymous callers (default_role) are told apart by address: buckets and conversations.
-        caller = principal.name if principal.via != "default" else f"anonymous@{call.client}"
-        await self._take_token(caller, principal)
+        await self._take_token(principal, call.client)
         body = await _read_body(request, self.limits.max_body_bytes)
         query = parse(body)
         call.question = query.question
@@ -358,25 +349,18 @@ class _Server:
             )
         key = None
         if query.conversation_id is not None:
+            caller = caller_name(principal, call.client)  # as for its token bucket
             key = ConversationKey(caller, principal.role, query.conversation_id)
         reply = await self._ask(query, principal, call, key)
         return render(reply, query), reply.answer.status
 
-    async def _take_token(self, caller: str, principal: Principal) -> None:
+    async def _take_token(self, principal: Principal, client: str | None) -> None:
         """The caller's token bucket (its API key's own limits when it has them); 429."""
-        per_minute, burst = (
-            self.key_limits.get(principal.name, (None, None))
-            if principal.via == "api_key"
-            else (None, None)
-        )
-        if self.shared_rate is None:
-            wait = self.rate.take(caller, per_minute=per_minute, burst=burst)
-        else:
-            try:
-                wait = await self.shared_rate.take(caller, per_minute=per_minute, burst=burst)
-            except SharedStateError as exc:
-                self._without_redis(exc, "the rate limit")
-                wait = 0.0
+        try:
+            wait = await self.rate.take(principal, client)
+        except SharedStateError as exc:
+            self._without_redis(exc, "the rate limit")
+            wait = 0.0
         if wait > 0:
             raise _Refused(429, "rate_limited", "rate limit exceeded", retry_s=wait)
 

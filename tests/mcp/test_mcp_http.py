@@ -21,6 +21,7 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 from sqlagent.cli import main
 from sqlagent.demo import DemoPaths
 from tests.mcp.mcp_helpers import KEYS, audit_lines, clean_env, fast_demo, http_server
+from tests.serve.redisserver import SharedRedis, free_port
 
 pytestmark = pytest.mark.slow  # integration: real processes, servers or models
 
@@ -219,3 +220,55 @@ def test_each_credential_has_a_rate_limit_as_in_serve(tmp_path: Path) -> None:
         assert [(e["name"], e["role"], e["extra"]["http_status"]) for e in refused] == [
             ("mcp", "analyst", 429)
         ]
+
+
+def test_a_caller_without_credential_keeps_its_bucket_across_connections(tmp_path: Path) -> None:
+    """Anonymous callers (``default_role``) are told apart by address, not by port: each
+    ``httpx.post`` opens a new connection, and the bucket still empties."""
+    demo = fast_demo(tmp_path)
+    serve_yaml = demo.config.parent / "serve.yaml"
+    serve_yaml.write_text("default_role: viewer\nlimits: {rate_per_minute: 1, burst: 2}\n")
+    with http_server(demo, "--serve-config", str(serve_yaml)) as (url, _log):
+        codes = [httpx.post(url, json=INIT, headers=MCP_HEADERS).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_replicas_share_each_credentials_bucket_through_redis(
+    tmp_path: Path, shared_redis: SharedRedis
+) -> None:
+    """Two MCP servers with one ``redis_url``: a burst of 3 admits 3 requests across both."""
+    demo = fast_demo(tmp_path)
+    serve_yaml = demo.config.parent / "serve.yaml"
+    serve_yaml.write_text(
+        f"redis_url: {shared_redis.url}\nredis: {{key_prefix: {shared_redis.prefix}}}\n"
+        "limits: {rate_per_minute: 1, burst: 3}\n"
+    )
+    headers = {**MCP_HEADERS, **bearer("key-analyst")}
+    with (
+        http_server(demo, "--serve-config", str(serve_yaml)) as (first, _),
+        http_server(demo, "--serve-config", str(serve_yaml)) as (second, _),
+    ):
+        codes = [httpx.post(url, json=INIT, headers=headers).status_code
+                 for url in (first, second, first, second, first)]  # fmt: skip
+    assert codes == [200, 200, 200, 429, 429]
+    assert any(":rate:" in key for key in shared_redis.stored_keys())
+
+
+def test_an_unreachable_redis_is_503_unless_limits_fail_open(tmp_path: Path) -> None:
+    demo = fast_demo(tmp_path)
+    serve_yaml = demo.config.parent / "serve.yaml"
+    redis = f"redis_url: redis://127.0.0.1:{free_port()}/0\n"
+    serve_yaml.write_text(redis + "redis: {timeout_s: 0.5}\nlimits: {retry_after_s: 7}\n")
+    headers = {**MCP_HEADERS, **bearer("key-analyst")}
+    with http_server(demo, "--serve-config", str(serve_yaml)) as (url, log):
+        before = len(audit_lines(demo))
+        refused = httpx.post(url, json=INIT, headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "7"
+        assert refused.json()["error"]["type"] == "unavailable"
+        events = [e for e in audit_lines(demo)[before:] if e["verdict"] == "rejected"]
+        assert [(e["role"], e["extra"]["http_status"]) for e in events] == [("analyst", 503)]
+        assert "Redis unreachable" in log.read_text()
+    serve_yaml.write_text(redis + "redis: {timeout_s: 0.5, limits_fail_open: true}\n")
+    with http_server(demo, "--serve-config", str(serve_yaml)) as (url, _log):
+        assert httpx.post(url, json=INIT, headers=headers).status_code == 200
