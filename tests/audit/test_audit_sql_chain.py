@@ -331,9 +331,13 @@ def test_cli_verify_a_missing_table_exits_2(chain: Chain) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-def _hold(chain: Chain, statement: str, seconds: float) -> threading.Thread:
-    """Run ``statement`` in a transaction of another session and keep it open for ``seconds``."""
+def _hold(
+    chain: Chain, statement: str, seconds: float, release: threading.Event | None = None
+) -> threading.Thread:
+    """Run ``statement`` in a transaction of another session and keep it open for ``seconds``
+    (or until ``release`` is set)."""
     ready = threading.Event()
+    release = release or threading.Event()
 
     def hold() -> None:
         engine = sa.create_engine(chain.plain)
@@ -343,7 +347,7 @@ def _hold(chain: Chain, statement: str, seconds: float) -> threading.Thread:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 conn.execute(sa.text(statement))
                 ready.set()
-                time.sleep(seconds)
+                release.wait(seconds)
         finally:
             engine.dispose()
 
@@ -391,11 +395,13 @@ def test_a_write_that_times_out_on_the_head_lock_is_tried_again(chain12: Chain) 
 
 def test_a_write_blocked_past_every_try_fails_and_leaves_the_chain(chain12: Chain) -> None:
     engine = _short_lock_waits(chain12)
-    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 8)
+    release = threading.Event()
+    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 60, release)
     try:
         with SQLAuditSink(engine, chain12.table) as sink, pytest.raises(AuditError) as caught:
-            sink.emit(make_event(77))
+            sink.emit(make_event(77))  # four tries of one second each
     finally:
+        release.set()
         holder.join()
         engine.dispose()
     assert "lock" in str(caught.value).lower()
