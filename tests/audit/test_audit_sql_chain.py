@@ -370,23 +370,26 @@ def _short_lock_waits(chain: Chain) -> sa.Engine:
 
 def test_a_write_that_times_out_on_the_head_lock_is_tried_again(chain12: Chain) -> None:
     engine = _short_lock_waits(chain12)
+    release = threading.Event()
     tries: list[str] = []
-    sa.event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *args: (
-            tries.append(statement) if statement.rstrip().endswith("FOR UPDATE") else None
-        ),
-    )
+
+    def count_tries(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.rstrip().endswith("FOR UPDATE"):
+            tries.append(statement)
+            if len(tries) == 2:  # the first try timed out: let the second one have the lock
+                release.set()
+
+    sa.event.listen(engine, "before_cursor_execute", count_tries)
     event = make_event(77)
-    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 1.6)
+    holder = _hold(chain12, f"SELECT seq FROM {chain12.head} WHERE id = 1 FOR UPDATE", 60, release)
     try:
         with SQLAuditSink(engine, chain12.table) as sink:
-            sink.emit(event)  # the first try times out after 1 s, a later one wins
+            sink.emit(event)
     finally:
+        release.set()
         holder.join()
         engine.dispose()
-    assert len(tries) >= 2
+    assert len(tries) >= 2  # it was tried again
     rows = chain12.rows()
     assert [row["seq"] for row in rows] == list(range(N + 1))
     assert json.loads(rows[-1]["record"])["request_id"] == event.request_id
