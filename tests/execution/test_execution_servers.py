@@ -243,7 +243,7 @@ def test_postgres_timeout_then_recovery(pg_url: str) -> None:
             start = time.monotonic()
             with pytest.raises(QueryTimeoutError) as info:
                 executor.run(slow)
-            assert time.monotonic() - start < 2
+            assert time.monotonic() - start < 4  # 0.5 s, not the 5 s sleep
             assert info.value.code == "57014"
             _assert_clean(info.value)
             assert executor.run("SELECT count(*) FROM items").rows == ((ITEMS,),)
@@ -369,7 +369,7 @@ def test_mariadb_timeout_then_recovery(mysql_url: str) -> None:
             start = time.monotonic()
             with pytest.raises(QueryTimeoutError) as info:
                 executor.run(slow)
-            assert time.monotonic() - start < 2.5
+            assert time.monotonic() - start < 4  # 1 s, not the 5 s sleep
             _assert_clean(info.value)
             assert executor.run("SELECT count(*) FROM items").rows == ((ITEMS,),)
 

@@ -246,7 +246,7 @@ def test_a_runaway_query_times_out_and_the_executor_recovers(db: Path) -> None:
         start = time.monotonic()
         with pytest.raises(QueryTimeoutError, match=r"0\.5 s") as info:
             ex.run(ENDLESS)
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 4  # 0.5 s and the interrupt, not a hang
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
         assert ex.run("SELECT count(*) FROM items").rows == ((ROWS,),)
         time.sleep(0.6)  # the next run gets its own deadline, not the last one's

@@ -146,7 +146,7 @@ def test_timeout_is_unavailable(stub: StubServer, call: Call) -> None:
         pytest.raises(LLMUnavailableError, match=r"no answer from .* within 0\.2 s"),
     ):
         call(llm)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # 0.2 s, not the stub's 5 s
 
 
 @both_modes
