@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -76,6 +76,7 @@ def create_http_app(
         AuthError,
         CallerLimits,
         Principal,
+        RedisOutageLog,
         ServeSettings,
         shared_state,
     )
@@ -119,6 +120,7 @@ def create_http_app(
         rate=CallerLimits(settings, shared=shared),
         fail_open=settings.redis.limits_fail_open,
         retry_s=settings.limits.retry_after_s,
+        log_redis=RedisOutageLog(_log),
     )
 
     @contextlib.asynccontextmanager
@@ -158,6 +160,7 @@ class _Guarded:
         rate: CallerLimits,
         fail_open: bool,
         retry_s: float,
+        log_redis: Callable[[str, BaseException], None],
     ) -> None:
         self.manager = manager
         self.auth = auth
@@ -167,6 +170,7 @@ class _Guarded:
         self.rate = rate
         self.fail_open = fail_open
         self.retry_s = retry_s
+        self.log_redis = log_redis
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -185,12 +189,12 @@ class _Guarded:
                     "the service's shared state (Redis) is unreachable; try again",
                     principal=principal,
                 )
-                _log.error("Redis unreachable, MCP requests get 503: %s", exc)
+                self.log_redis("MCP requests get 503", exc)
                 if self.audit_refusals:
                     await self._audit(unavailable, scope, status=503)
                 await _refusal(503, str(unavailable), retry_s=self.retry_s)(scope, receive, send)
                 return
-            _log.error("Redis unreachable, the rate limit lets requests in: %s", exc)
+            self.log_redis("the rate limit lets requests in (limits_fail_open)", exc)
             wait = 0.0
         if wait > 0:
             limited = self.auth_error("rate limit exceeded", principal=principal)

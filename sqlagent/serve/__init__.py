@@ -17,7 +17,7 @@ and redis-py is imported only when a Redis is configured.
 
 from sqlagent.serve._app import create_app
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
-from sqlagent.serve._callers import CallerLimits, caller_name, shared_state
+from sqlagent.serve._callers import CallerLimits, RedisOutageLog, caller_name, shared_state
 from sqlagent.serve._conversations import (
     ConversationHistory,
     ConversationKey,
@@ -60,6 +60,7 @@ __all__ = [
     "REDIS_URL_ENV",
     "RateLimiter",
     "RedisConversationStore",
+    "RedisOutageLog",
     "RedisSettings",
     "ServeLimits",
     "ServeSettings",

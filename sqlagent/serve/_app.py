@@ -42,7 +42,7 @@ from sqlagent.errors import AuditError, ConfigError
 from sqlagent.execution import ReadOnlyExecutor
 from sqlagent.llm import llm_name
 from sqlagent.serve._auth import Authenticator, AuthError, Principal
-from sqlagent.serve._callers import CallerLimits, caller_name, shared_state
+from sqlagent.serve._callers import CallerLimits, RedisOutageLog, caller_name, shared_state
 from sqlagent.serve._conversations import (
     ConversationKey,
     ConversationStore,
@@ -85,8 +85,6 @@ COMPLETIONS = "/v1/chat/completions"
 _JSON = "application/json"
 #: How long shutdown waits for requests still inside the agent before closing it.
 _DRAIN_S = 30.0
-#: At most one "Redis unreachable" log line per this many seconds (an outage is not a flood).
-_REDIS_LOG_S = 10.0
 
 
 class _Refused(Exception):
@@ -177,7 +175,7 @@ class _Server:
         self.turn_lock: RedisTurnLock | None = None
         self.service: ServiceAdmission | None = None
         self.fail_open = settings.redis.limits_fail_open
-        self._redis_logged = -_REDIS_LOG_S
+        self._log_redis = RedisOutageLog(_log)
         if shared is not None:
             redis = settings.redis
             # A turn's lock outlives a 504 (the agent finishes the request): lease beyond it.
@@ -378,12 +376,6 @@ class _Server:
             "the service's shared state (Redis) is unreachable; try again",
             retry_s=self.limits.retry_after_s,
         )
-
-    def _log_redis(self, what: str, exc: SharedStateError) -> None:
-        now = time.monotonic()
-        if now - self._redis_logged >= _REDIS_LOG_S:
-            self._redis_logged = now
-            _log.error("Redis unreachable, %s: %s", what, exc)
 
     async def _take_turn(self, key: ConversationKey, held: contextlib.AsyncExitStack) -> None:
         """Wait for the conversation's previous question (in this process, then across the

@@ -3,6 +3,7 @@ http``, in one process or shared by every replica through Redis."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from sqlagent.serve._limits import RateLimiter
 from sqlagent.serve._redis import RedisRateLimiter, SharedState
 from sqlagent.serve._settings import ServeSettings
 
-__all__ = ["CallerLimits", "caller_name", "shared_state"]
+__all__ = ["CallerLimits", "RedisOutageLog", "caller_name", "shared_state"]
 
 
 def shared_state(settings: ServeSettings) -> SharedState | None:
@@ -66,3 +67,26 @@ class CallerLimits:
         if self.shared is None:
             return self.local.take(caller, per_minute=per_minute, burst=burst)
         return await self.shared.take(caller, per_minute=per_minute, burst=burst)
+
+
+class RedisOutageLog:
+    """Log "Redis unreachable, <what>: <error>" at most once per ``every_s`` seconds, so an
+    outage under load is one line every few seconds, not one per request."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.every_s = every_s
+        self._clock = clock
+        self._last: float | None = None
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        now = self._clock()
+        if self._last is None or now - self._last >= self.every_s:
+            self._last = now
+            self.logger.error("Redis unreachable, %s: %s", what, exc)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -11,6 +12,7 @@ from sqlagent.serve import (
     ApiKey,
     CallerLimits,
     Principal,
+    RedisOutageLog,
     ServeSettings,
     caller_name,
     hash_key,
@@ -92,3 +94,17 @@ def test_callers_limits_of_two_replicas_share_one_bucket(shared_redis: SharedRed
     assert waits[:2] == [0.0, 0.0]
     assert waits[2] > 0
     assert waits[3] > 0
+
+
+def test_an_outage_is_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    log = RedisOutageLog(logging.getLogger("sqlagent.test"), every_s=10, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="sqlagent.test"):
+        for step in range(25):  # 25 failed requests over 24 s
+            clock.now = float(step)
+            log("requests get 503", ConnectionError(f"refused {step}"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "Redis unreachable, requests get 503: refused 0",
+        "Redis unreachable, requests get 503: refused 10",
+        "Redis unreachable, requests get 503: refused 20",
+    ]
