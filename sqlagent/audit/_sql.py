@@ -18,6 +18,7 @@ record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -240,6 +241,19 @@ class _Target:
         if self.owned:
             self.engine.dispose()
 
+    @contextlib.contextmanager
+    def errors(self, failed: str, *also: type[Exception]) -> Iterator[None]:
+        """Errors inside as one :class:`~sqlagent.errors.AuditError` naming this target: an
+        ``AuditError`` gets the target's name in front, a database error (or one of ``also``)
+        becomes ``<target>: <failed>: <the driver's message>``."""
+        caught: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, *also)
+        try:
+            yield
+        except AuditError as exc:
+            raise AuditError(f"{self.where}: {exc}") from exc
+        except caught as exc:
+            raise AuditError(f"{self.where}: {failed}: {_reason(exc)}") from exc
+
 
 def _target(
     engine_or_url: Engine | str | URL,
@@ -288,6 +302,19 @@ def _inspect(conn: Connection, tables: _Tables) -> tuple[bool, bool]:
     return found[0], found[1]
 
 
+def _head_row(conn: Connection, tables: _Tables) -> sa.Row[int, str, int] | None:
+    """The chain-head row (``seq``, ``hash``, ``schema_version``), ``None`` when there is none;
+    read without a lock (a write locks it in :meth:`SQLAuditSink._append`)."""
+    head = tables.head
+    return conn.execute(
+        sa.select(head.c.seq, head.c.hash, head.c.schema_version).where(head.c.id == _HEAD_ID)
+    ).one_or_none()
+
+
+def _has_rows(conn: Connection, tables: _Tables) -> bool:
+    return conn.execute(sa.select(tables.log.c.seq).limit(1)).first() is not None
+
+
 def _check_version(version: object, tables: _Tables) -> None:
     if version != SCHEMA_VERSION:
         raise AuditError(
@@ -303,11 +330,11 @@ def _create_missing(conn: Connection, tables: _Tables) -> None:
     if missing:
         tables.log.metadata.create_all(conn, tables=missing, checkfirst=False)
     head = tables.head
-    row = conn.execute(sa.select(head.c.schema_version).where(head.c.id == _HEAD_ID)).one_or_none()
+    row = _head_row(conn, tables)
     if row is not None:
         _check_version(row.schema_version, tables)
         return
-    if conn.execute(sa.select(tables.log.c.seq).limit(1)).first() is not None:
+    if _has_rows(conn, tables):
         raise AuditError(
             f"the chain-head row of {head.name} is missing while {tables.log.name} has rows: "
             "refusing to start a second chain (check the log with `sqlagent audit verify`)"
@@ -337,10 +364,10 @@ def _ensure_schema(conn: Connection, tables: _Tables) -> None:
     getting its indexes, a head table without its row), and no DDL runs beside the first writers
     (on MariaDB a writer's row lock and another's metadata lock can wait on each other where
     no deadlock detector looks; a CI run once saw a writer time out on the head row while four
-    processes set up one chain together). PostgreSQL takes a
-    transaction-level advisory lock (its DDL is transactional), MariaDB/MySQL a ``GET_LOCK``
-    user lock around the DDL (which commits implicitly), SQLite ``BEGIN IMMEDIATE`` (the
-    database's write lock). Another engine's dialect gets no lock and retries a lost race.
+    processes set up one chain together). PostgreSQL takes a transaction-level advisory lock
+    (its DDL is transactional), MariaDB/MySQL a ``GET_LOCK`` user lock around the DDL (which
+    commits implicitly), SQLite ``BEGIN IMMEDIATE`` (the database's write lock). Another
+    engine's dialect gets no lock and retries a lost race.
     """
     dialect = conn.dialect.name
     name = _setup_lock_name(conn.engine.url.database, tables.log.name)
@@ -440,7 +467,8 @@ class SQLAuditSink:
         if self._closed:
             raise AuditError(f"the audit table {self.table.name!r} sink is closed")
         fields = event.to_dict()
-        try:
+        failed = f"could not record audit event {event.request_id}"
+        with self._target.errors(failed, UnicodeError):
             self._after_fork()
             with self.engine.connect() as conn:
                 if not self._target.owned and self.engine.dialect.name != "sqlite":
@@ -458,13 +486,6 @@ class SQLAuditSink:
                         if attempt == _WRITE_ATTEMPTS or not _transient(exc):
                             raise
                         conn.rollback()  # all of it (MariaDB keeps a timed-out transaction)
-        except AuditError as exc:
-            raise AuditError(f"{self._target.where}: {exc}") from exc
-        except (sa.exc.SQLAlchemyError, UnicodeError) as exc:
-            raise AuditError(
-                f"{self._target.where}: could not record audit event {event.request_id}: "
-                f"{_reason(exc)}"
-            ) from exc
 
     def _append(self, conn: Connection, fields: dict[str, Any]) -> None:
         head, log = self.head_table, self.table
@@ -585,18 +606,12 @@ def verify_sql_chain(
     target = _target(engine_or_url, table_name, head_table_name, read_only=True)
     tables = target.tables
     try:
-        with target.engine.connect() as conn:
+        with target.errors("cannot read the audit chain"), target.engine.connect() as conn:
             _begin_snapshot(conn)
             has_log, has_head = _inspect(conn, tables)
             if not has_log:
                 raise AuditError(f"there is no audit chain table {tables.log.name}")
-            head = None
-            if has_head:
-                head = conn.execute(
-                    sa.select(tables.head.c.hash, tables.head.c.schema_version).where(
-                        tables.head.c.id == _HEAD_ID
-                    )
-                ).one_or_none()
+            head = _head_row(conn, tables) if has_head else None
             if head is not None:
                 _check_version(head.schema_version, tables)
             where = f"the head table {tables.head.name}"
@@ -610,10 +625,6 @@ def verify_sql_chain(
                 pinned_head=(None if head is None else head.hash, where),
             )
             conn.rollback()
-    except AuditError as exc:
-        raise AuditError(f"{target.where}: {exc}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise AuditError(f"{target.where}: cannot read the audit chain: {_reason(exc)}") from exc
     finally:
         target.close()
     return report
@@ -638,26 +649,18 @@ def probe_sql_target(engine_or_url: Engine | str | URL, *, connect_timeout: int 
                 raise AuditError(f"{target.where}: {folder} is not a writable folder")
             return f"{target.where}: the database file and chain tables will be created"
     try:
-        with target.engine.connect() as conn:
+        with target.errors("not reachable"), target.engine.connect() as conn:
             has_log, has_head = _inspect(conn, tables)
             if not has_head:
-                if has_log and conn.execute(sa.select(tables.log.c.seq).limit(1)).first():
+                if has_log and _has_rows(conn, tables):
                     raise AuditError(f"the head table {tables.head.name} is missing")
                 return f"{target.where}: reachable; the chain tables will be created"
-            head = conn.execute(
-                sa.select(tables.head.c.seq, tables.head.c.schema_version).where(
-                    tables.head.c.id == _HEAD_ID
-                )
-            ).one_or_none()
+            head = _head_row(conn, tables)
             if head is None:
-                if conn.execute(sa.select(tables.log.c.seq).limit(1)).first():
+                if _has_rows(conn, tables):
                     raise AuditError(f"the head table {tables.head.name} has no head row")
                 return f"{target.where}: reachable; the chain starts with the first event"
             _check_version(head.schema_version, tables)
             return f"{target.where}: reachable; {head.seq + 1} events in the chain"
-    except AuditError as exc:
-        raise AuditError(f"{target.where}: {exc}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise AuditError(f"{target.where}: not reachable: {_reason(exc)}") from exc
     finally:
         target.close()
