@@ -248,6 +248,14 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _rate_table(title: str, labels: tuple[str, str]) -> Table:
+    """A table of throughput rows: two label columns, then the cells of :func:`_rate_cells`."""
+    table = Table(title=title)
+    for column in (*labels, "requests/s median", "range", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in labels else "right")
+    return table
+
+
 def _rate_cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
     """A figure row's requests/s median, its range, p50 and p99, as table cells."""
     rate = row["throughput_rps"]
@@ -386,9 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"sqlagent serve: {args.requests} requests x {args.repeats} runs per client, "
         f"{args.clients} clients, {args.slots} slots, loopback"
     )
-    clients = Table(title=title)
-    for column in ("client", "endpoint", "requests/s median", "range", "p50 ms", "p99 ms"):
-        clients.add_column(column, justify="left" if column in ("client", "endpoint") else "right")
+    clients = _rate_table(title, ("client", "endpoint"))
     for kind, row in by_client.items():
         clients.add_row(kind, row["endpoint"], *_rate_cells(row))
     console.print(clients)
@@ -638,9 +644,7 @@ def replicas_main(args: argparse.Namespace) -> int:
         f"sqlagent serve as separate processes: {args.requests} requests x {args.repeats} runs, "
         f"{args.clients} clients, {args.slots} slots per replica, loopback, mock model"
     )
-    table = Table(title=title)
-    for column in ("set-up", "workload", "requests/s median", "range", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column in ("set-up", "workload") else "right")
+    table = _rate_table(title, ("set-up", "workload"))
     for name, figures in setups.items():
         for kind in ("plain", "conversation"):
             table.add_row(name, kind, *_rate_cells(figures[kind]))
