@@ -31,6 +31,27 @@ SQLAGENT = str(Path(sys.executable).with_name("sqlagent"))
 KEYS = {"key-viewer": "viewer", "key-analyst": "analyst", "key-hr": "hr"}
 
 
+def initialize(client: str) -> dict[str, Any]:
+    """A raw JSON-RPC ``initialize`` request from a client named ``client``."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": client, "version": "0"}},
+    }  # fmt: skip
+
+
+def one_call(client: str, tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raw messages of a session that makes one tool call: initialize, initialized, call."""
+    return [
+        initialize(client),
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": tool, "arguments": arguments}},
+    ]  # fmt: skip
+
+
 def fast_demo(path: Path) -> DemoPaths:
     """The demo with its own agent config, retrieval made fast (hashing embedder, memory
     store); the config's relative paths (audit.jsonl, examples) resolve in ``path``."""

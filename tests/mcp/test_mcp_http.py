@@ -20,19 +20,13 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 
 from sqlagent.cli import main
 from sqlagent.demo import DemoPaths
-from tests.mcp.mcp_helpers import KEYS, audit_lines, clean_env, fast_demo, http_server
+from tests.mcp.mcp_helpers import KEYS, audit_lines, clean_env, fast_demo, http_server, initialize
 from tests.serve.redisserver import SharedRedis, free_port
 
 pytestmark = pytest.mark.slow  # integration: real processes, servers or models
 
 JWT_SECRET = "j" * 40
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-               "clientInfo": {"name": "raw", "version": "0"}},
-}  # fmt: skip
+INIT = initialize("raw")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 SALARIES = "SELECT first_name, salary FROM employees ORDER BY id"
 

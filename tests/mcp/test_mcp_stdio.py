@@ -17,7 +17,7 @@ from mcp.client.stdio import stdio_client
 
 from sqlagent.cli import main
 from sqlagent.demo import DemoPaths
-from tests.mcp.mcp_helpers import SQLAGENT, audit_lines, clean_env, fast_demo
+from tests.mcp.mcp_helpers import SQLAGENT, audit_lines, clean_env, fast_demo, one_call
 
 CLIENT = "pytest-stdio"
 
@@ -89,14 +89,7 @@ def test_stdout_carries_only_protocol_messages(demo: DemoPaths, tmp_path: Path) 
     """No policy (a warning on stderr) and logging at debug: stdout stays pure JSON-RPC."""
     elsewhere = tmp_path / "client"  # no ./sqlagent.yaml there: --db alone, no policy
     elsewhere.mkdir()
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-         "params": {"name": "run_sql", "arguments": {"sql": "SELECT COUNT(*) AS n FROM payroll"}}},
-    ]  # fmt: skip
+    messages = one_call("raw", "run_sql", {"sql": "SELECT COUNT(*) AS n FROM payroll"})
     with subprocess.Popen(
         [SQLAGENT, "mcp", "--db", demo.url, "--log-level", "debug"],
         stdin=subprocess.PIPE,
@@ -153,14 +146,7 @@ def test_serve_config_is_for_http(demo: DemoPaths) -> None:
 @pytest.mark.slow
 def test_a_call_cut_off_by_the_client_still_leaves_its_event(demo: DemoPaths) -> None:
     """The client sends a call and goes away at once: no reply, but one audit event."""
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": {"name": "hang-up", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-         "params": {"name": "list_tables", "arguments": {}}},
-    ]  # fmt: skip
+    messages = one_call("hang-up", "list_tables", {})
     done = subprocess.run(
         [SQLAGENT, "mcp", "--config", str(demo.config)],
         input="".join(json.dumps(m) + "\n" for m in messages),
