@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -95,6 +96,18 @@ def server_database(
         yield url
     finally:
         drop_test_database(kind, name)
+
+
+def execute_sql(url: str, *statements: str, **params: Any) -> None:
+    """Run ``statements`` (bound to ``params``) in one transaction on the database at ``url``,
+    through an engine of its own."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
 
 
 def copy_sqlite(sqlite_path: Path, url: str) -> None:

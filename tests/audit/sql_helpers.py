@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sqlagent.audit import AuditEvent, SQLAuditSink
+from tests.dbservers import execute_sql
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,7 @@ class Chain:
     head: str
 
     def execute(self, statement: str, **params: Any) -> None:
-        engine = sa.create_engine(self.plain)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(statement), params)
-        finally:
-            engine.dispose()
+        execute_sql(self.plain, statement, **params)
 
     def rows(self) -> list[dict[str, Any]]:
         engine = sa.create_engine(self.plain)

@@ -22,7 +22,7 @@ from sqlagent.catalog import (
 )
 from sqlagent.execution import ExecutionResult, ReadOnlyExecutor
 from sqlagent.safety import Policy
-from tests.dbservers import DB_SUFFIX, server_database
+from tests.dbservers import DB_SUFFIX, execute_sql, server_database
 
 DB = "sqlagent_catalog_test"
 TITLES = ("Analyst", "Engineer", "Manager", "Designer")
@@ -287,11 +287,12 @@ def test_mariadb_sampling(mysql_url: str, caplog: pytest.LogCaptureFixture) -> N
 def _check_source_refresh(url: str, kind: str) -> None:
     with CatalogSource(url) as source:
         before = source.catalog()
-        engine = sa.create_engine(url)
+        execute_sql(
+            url,
+            "CREATE TABLE added (id INTEGER PRIMARY KEY, kind TEXT)",
+            "INSERT INTO added VALUES (1, 'a'), (2, 'b')",
+        )
         try:
-            with engine.begin() as conn:
-                conn.execute(sa.text("CREATE TABLE added (id INTEGER PRIMARY KEY, kind TEXT)"))
-                conn.execute(sa.text("INSERT INTO added VALUES (1, 'a'), (2, 'b')"))
             assert source.catalog() is before
             after = source.refresh()
             assert "added" in after
@@ -302,9 +303,7 @@ def _check_source_refresh(url: str, kind: str) -> None:
             view = source.with_samples(grants)
             assert _table(view, "added").column("kind").samples == ("a", "b")  # type: ignore[union-attr]
         finally:
-            with engine.begin() as conn:
-                conn.execute(sa.text("DROP TABLE added"))
-            engine.dispose()
+            execute_sql(url, "DROP TABLE added")
 
 
 @pytest.mark.postgres

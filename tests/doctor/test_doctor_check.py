@@ -444,17 +444,12 @@ def test_postgres_read_only_probe() -> None:
 ])  # fmt: skip
 def server_logins(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(admin URL, reader URL) of a small database on a server."""
-    from tests.dbservers import create_test_database, drop_test_database
+    from tests.dbservers import create_test_database, drop_test_database, execute_sql
     from tests.execution.readers import create_reader, drop_reader
 
     kind = str(request.param)
     admin = create_test_database(kind, "sqlagent_doctor_lp")
-    engine = sa.create_engine(admin)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
-    finally:
-        engine.dispose()
+    execute_sql(admin, "CREATE TABLE t (x INTEGER)")
     reader = create_reader(kind, admin, "sqlagent_doctor_reader")
     yield admin, reader
     drop_test_database(kind, "sqlagent_doctor_lp")

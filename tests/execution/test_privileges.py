@@ -16,20 +16,24 @@ from sqlagent.execution import (
     check_privileges,
     summarize_findings,
 )
-from tests.dbservers import DB_SUFFIX, MYSQL_ADMIN_URL, create_test_database, drop_test_database
+from tests.dbservers import (
+    DB_SUFFIX,
+    MYSQL_ADMIN_URL,
+    create_test_database,
+    drop_test_database,
+    execute_sql,
+)
 from tests.execution.readers import create_reader, drop_reader
 
 DB = "sqlagent_priv_test"
 
 
 def _tables(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))"))
-            conn.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR(20))"))
-    finally:
-        engine.dispose()
+    execute_sql(
+        url,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR(20))",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlagent.audit import is_audit_url
 from sqlagent.demo import DEMO_QUESTIONS, DemoPaths
 from sqlagent.serve import hash_key
+from tests.dbservers import execute_sql
 from tests.serve.conftest import KEYS
 from tests.serve.redisserver import SharedRedis
 from tests.serve.replicas import Replica, replica_files, start_replicas
@@ -73,12 +74,7 @@ def recorded_ids(target: str) -> list[str]:
 def tamper(target: str) -> None:
     """Change the question of one record, as someone editing the log would."""
     if is_audit_url(target):
-        engine = sa.create_engine(target)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text("UPDATE sqlagent_audit SET question = 'edited' WHERE seq = 1"))
-        finally:
-            engine.dispose()
+        execute_sql(target, "UPDATE sqlagent_audit SET question = 'edited' WHERE seq = 1")
         return
     path = Path(target)
     lines = path.read_text().splitlines(keepends=True)
